@@ -1,0 +1,5 @@
+"""Run the exporter with `python -m exporter`."""
+
+from exporter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""Follow calls through their legs and count them: the exporter's domain, with no HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+from typing import Final
+
+from exporter.events import (
+    ANSWER,
+    DTMF,
+    FORWARDED,
+    HANGUP,
+    NEW_CALL,
+    NORMAL_CLEARING,
+    OUT,
+    Answer,
+    Dtmf,
+    Event,
+    Hangup,
+    NewCall,
+)
+from exporter.stats import Statistics
+
+ANSWERED: Final = "answered"
+VOICEMAIL: Final = "voicemail"
+MISSED: Final = "missed"
+BUSY: Final = "busy"
+REJECTED: Final = "rejected"
+FAILED: Final = "failed"
+FORWARDED_OUTCOME: Final = "forwarded"
+EXPIRED: Final = "expired"
+OUTCOMES: Final = (ANSWERED, VOICEMAIL, MISSED, BUSY, REJECTED, FAILED, FORWARDED_OUTCOME, EXPIRED)
+
+RINGING: Final = "ringing"
+TALKING: Final = "talking"
+STATES: Final = (RINGING, TALKING)
+
+PERSON: Final = "person"
+ANSWERERS: Final = (PERSON, VOICEMAIL)
+
+_OUTCOME_BY_LAST_CAUSE: Final = {
+    "cancel": MISSED,
+    "busy": BUSY,
+    "noAnswer": REJECTED,
+    FORWARDED: FORWARDED_OUTCOME,
+}
+
+
+class Leg:
+    """One callId of a call."""
+
+    __slots__ = ("answered", "call", "hung_up", "voicemail")
+
+    def __init__(self, call: Call, voicemail: bool) -> None:
+        self.call = call
+        self.voicemail = voicemail
+        self.answered = False
+        self.hung_up = False
+
+
+class Call:
+    """What the customer experiences: one or more legs from the first ring to the last hangup."""
+
+    __slots__ = (
+        "answered_at",
+        "call_id",
+        "direction",
+        "grace_until",
+        "last_cause",
+        "last_event_at",
+        "last_hangup_at",
+        "leg_ids",
+        "open_legs",
+        "person_answered",
+        "started_at",
+        "voicemail_answered",
+    )
+
+    def __init__(self, call_id: str, direction: str, now: float) -> None:
+        self.call_id = call_id
+        self.direction = direction
+        self.started_at = now
+        self.last_event_at = now
+        self.leg_ids: list[str] = []
+        self.open_legs = 0
+        self.answered_at: float | None = None
+        self.person_answered = False
+        self.voicemail_answered = False
+        self.last_cause: str | None = None
+        self.last_hangup_at = now
+        self.grace_until: float | None = None
+
+    @property
+    def state(self) -> str:
+        """`talking` once anyone answered, `ringing` before."""
+        answered = self.person_answered or self.voicemail_answered
+        return TALKING if answered else RINGING
+
+    def outcome(self) -> str:
+        """The outcome of a call that ended with its last hangup or grace."""
+        if self.person_answered:
+            return ANSWERED
+        if self.voicemail_answered:
+            return VOICEMAIL
+        return _OUTCOME_BY_LAST_CAUSE.get(self.last_cause or "", FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class EndedCall:
+    """A summary of a call that just ended, for logging."""
+
+    call_id: str
+    direction: str
+    outcome: str
+    legs: int
+    wait: float | None
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What handling one event did."""
+
+    matched: bool
+    ended: tuple[EndedCall, ...] = ()
+
+
+class CallTracker:
+    """Thread-safe call state and statistics, driven by events and an external clock."""
+
+    def __init__(self, stats: Statistics, forward_grace: float, expire_after: float) -> None:
+        self.stats = stats
+        self.forward_grace = forward_grace
+        self.expire_after = expire_after
+        self._lock = threading.Lock()
+        self._legs: dict[str, Leg] = {}
+        # Ordered by last event, oldest first, so expiry only looks at the front.
+        self._calls: OrderedDict[str, Call] = OrderedDict()
+        # The grace is the same for every call, so deadlines arrive in order.
+        self._graces: deque[tuple[float, Call]] = deque()
+        self._active: Counter[tuple[str, str]] = Counter()
+
+    def handle(self, event: Event, now: float) -> Handled:
+        """Apply one valid event received at `now`."""
+        with self._lock:
+            if isinstance(event, NewCall):
+                return self._new_call(event, now)
+            if isinstance(event, Answer):
+                return self._answer(event, now)
+            if isinstance(event, Hangup):
+                return self._hangup(event, now)
+            if isinstance(event, Dtmf):
+                return self._dtmf(event, now)
+            return Handled(matched=False)
+
+    def record_request(self, event: str, code: int, seconds: float, now: float) -> None:
+        """Count one webhook request and how long it took to answer."""
+        with self._lock:
+            stats = self.stats
+            stats.requests[(event, str(code))] += 1
+            stats.request_duration.observe(seconds)
+            if code < 300:
+                stats.last_received = now
+
+    def record_rejection(self, reason: str) -> None:
+        """Count a request refused before it became an event."""
+        with self._lock:
+            self.stats.rejected[reason] += 1
+
+    def sweep(self, now: float) -> tuple[EndedCall, ...]:
+        """End calls whose forward grace ran out or that saw no event for too long."""
+        ended = []
+        with self._lock:
+            graces = self._graces
+            while graces and graces[0][0] <= now:
+                deadline, call = graces.popleft()
+                if call.grace_until == deadline and self._calls.get(call.call_id) is call:
+                    ended.append(self._end(call, call.outcome()))
+            cutoff = now - self.expire_after
+            calls = self._calls
+            while calls:
+                oldest = next(iter(calls.values()))
+                if oldest.last_event_at > cutoff:
+                    break
+                ended.append(self._end(oldest, EXPIRED))
+        return tuple(ended)
+
+    def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str]]]:
+        """A consistent copy of the statistics and of the active calls by (direction, state)."""
+        with self._lock:
+            return self.stats.copy(), self._active.copy()
+
+    @property
+    def open_calls(self) -> int:
+        """Number of calls in progress."""
+        return len(self._calls)
+
+    def _new_call(self, event: NewCall, now: float) -> Handled:
+        if event.call_id in self._legs:
+            self.stats.unmatched[NEW_CALL] += 1
+            return Handled(matched=False)
+        parent = self._legs.get(event.orig_call_id) if event.orig_call_id else None
+        if parent is None:
+            call = Call(event.call_id, event.direction, now)
+            self._calls[call.call_id] = call
+            self.stats.calls_started[call.direction] += 1
+            self._active[(call.direction, RINGING)] += 1
+        else:
+            call = parent.call
+            call.grace_until = None
+            self._touch(call, now)
+        self._legs[event.call_id] = Leg(call, voicemail=event.is_voicemail)
+        call.leg_ids.append(event.call_id)
+        call.open_legs += 1
+        return Handled(matched=True)
+
+    def _answer(self, event: Answer, now: float) -> Handled:
+        leg = self._legs.get(event.call_id)
+        if leg is None or leg.answered or leg.hung_up:
+            self.stats.unmatched[ANSWER] += 1
+            return Handled(matched=False)
+        leg.answered = True
+        call = leg.call
+        self._touch(call, now)
+        by_voicemail = call.direction != OUT and (leg.voicemail or event.is_voicemail)
+        self._mark_answered(call, now, by_voicemail)
+        return Handled(matched=True)
+
+    def _hangup(self, event: Hangup, now: float) -> Handled:
+        self.stats.hangups[(event.direction, event.cause_label)] += 1
+        leg = self._legs.get(event.call_id)
+        if leg is None or leg.hung_up:
+            self.stats.unmatched[HANGUP] += 1
+            return Handled(matched=False)
+        leg.hung_up = True
+        call = leg.call
+        self._touch(call, now)
+        if event.cause == NORMAL_CLEARING and not leg.answered:
+            # The answer got lost: the leg was established, so somebody took it.
+            by_voicemail = call.direction != OUT and leg.voicemail
+            self._mark_answered(call, None, by_voicemail)
+        call.open_legs -= 1
+        call.last_cause = event.cause
+        call.last_hangup_at = now
+        if call.open_legs > 0:
+            return Handled(matched=True)
+        if event.cause == FORWARDED and self.forward_grace > 0:
+            call.grace_until = now + self.forward_grace
+            self._graces.append((call.grace_until, call))
+            return Handled(matched=True)
+        return Handled(matched=True, ended=(self._end(call, call.outcome()),))
+
+    def _dtmf(self, event: Dtmf, now: float) -> Handled:
+        self.stats.dtmf_events += 1
+        leg = self._legs.get(event.call_id)
+        if leg is None:
+            self.stats.unmatched[DTMF] += 1
+            return Handled(matched=False)
+        self._touch(leg.call, now)
+        return Handled(matched=True)
+
+    def _touch(self, call: Call, now: float) -> None:
+        call.last_event_at = now
+        self._calls.move_to_end(call.call_id)
+
+    def _mark_answered(self, call: Call, now: float | None, by_voicemail: bool) -> None:
+        """Note an answer; `now` is None when the answer's time is unknown."""
+        before = call.state
+        if by_voicemail:
+            call.voicemail_answered = True
+        else:
+            call.person_answered = True
+        if now is not None and call.answered_at is None:
+            call.answered_at = now
+        if before != call.state:
+            self._active[(call.direction, before)] -= 1
+            self._active[(call.direction, call.state)] += 1
+
+    def _end(self, call: Call, outcome: str) -> EndedCall:
+        del self._calls[call.call_id]
+        for leg_id in call.leg_ids:
+            del self._legs[leg_id]
+        self._active[(call.direction, call.state)] -= 1
+        stats = self.stats
+        stats.calls_ended[(call.direction, outcome)] += 1
+        wait = duration = None
+        if outcome != EXPIRED:
+            answered = outcome in (ANSWERED, VOICEMAIL)
+            if not answered:
+                wait = max(0.0, call.last_hangup_at - call.started_at)
+            elif call.answered_at is not None:
+                wait = max(0.0, call.answered_at - call.started_at)
+                duration = max(0.0, call.last_hangup_at - call.answered_at)
+                answered_by = PERSON if outcome == ANSWERED else VOICEMAIL
+                stats.observe_duration(call.direction, answered_by, duration)
+            if wait is not None:
+                stats.observe_wait(call.direction, outcome, wait)
+        return EndedCall(call.call_id, call.direction, outcome, len(call.leg_ids), wait, duration)

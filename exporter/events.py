@@ -1,0 +1,223 @@
+"""Parse sipgate.io push bodies into typed, immutable events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl
+
+IN: Final = "in"
+OUT: Final = "out"
+DIRECTIONS: Final = (IN, OUT)
+
+VOICEMAIL_USER: Final = "voicemail"
+
+NORMAL_CLEARING: Final = "normalClearing"
+FORWARDED: Final = "forwarded"
+KNOWN_CAUSES: Final = (
+    NORMAL_CLEARING,
+    "busy",
+    "cancel",
+    "noAnswer",
+    "congestion",
+    "notFound",
+    FORWARDED,
+)
+
+NEW_CALL: Final = "newCall"
+ANSWER: Final = "answer"
+HANGUP: Final = "hangup"
+DTMF: Final = "dtmf"
+EVENT_NAMES: Final = (NEW_CALL, ANSWER, HANGUP, DTMF)
+
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+
+
+class InvalidEventError(ValueError):
+    """A request body that is not a sipgate.io event; `reason` is a short, bounded label."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    """A call leg started ringing."""
+
+    call_id: str
+    direction: str
+    from_number: str | None = None
+    to_number: str | None = None
+    orig_call_id: str | None = None
+    xcid: str | None = None
+    users: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    full_user_ids: tuple[str, ...] = ()
+    diversion: str | None = None
+
+    @property
+    def is_voicemail(self) -> bool:
+        """Whether this leg rings only the voicemail."""
+        return self.users == (VOICEMAIL_USER,)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Someone picked up a leg."""
+
+    call_id: str
+    direction: str
+    from_number: str | None = None
+    to_number: str | None = None
+    user: str | None = None
+    user_id: str | None = None
+    full_user_id: str | None = None
+    answering_number: str | None = None
+    diversion: str | None = None
+    orig_call_id: str | None = None
+    xcid: str | None = None
+
+    @property
+    def is_voicemail(self) -> bool:
+        """Whether the voicemail took the call."""
+        return self.user == VOICEMAIL_USER
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """A leg ended; `cause` is kept as sent, known or not."""
+
+    call_id: str
+    direction: str
+    cause: str
+    from_number: str | None = None
+    to_number: str | None = None
+    answering_number: str | None = None
+    diversion: str | None = None
+    orig_call_id: str | None = None
+    xcid: str | None = None
+
+    @property
+    def cause_label(self) -> str:
+        """The cause as a bounded label value: one of the known causes or `other`."""
+        return self.cause if self.cause in KNOWN_CAUSES else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    """Digits typed after a Gather; may be empty."""
+
+    call_id: str
+    digits: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An `event` value this exporter does not know; acknowledged and counted only."""
+
+    name: str
+    call_id: str
+
+
+Event = NewCall | Answer | Hangup | Dtmf | UnknownEvent
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Raise InvalidEventError unless the content type is UTF-8 form encoding."""
+    media_type, _, params = (content_type or "").partition(";")
+    if media_type.strip().lower() != FORM_CONTENT_TYPE:
+        shown = media_type.strip() or "none"
+        message = f"content type must be {FORM_CONTENT_TYPE}, got {shown}"
+        raise InvalidEventError("content_type", message)
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if key.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise InvalidEventError("content_type", f"charset must be UTF-8, got {value.strip()}")
+
+
+def parse_event(body: bytes) -> Event:
+    """Parse a form-encoded push body; raise InvalidEventError with a one-line reason."""
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidEventError("encoding", "body is not valid UTF-8 form data") from None
+    fields = _Fields(pairs)
+    name = fields.required("event")
+    call_id = fields.required("callId")
+    if name == NEW_CALL:
+        return NewCall(
+            call_id=call_id,
+            direction=fields.direction(),
+            from_number=fields.optional("from"),
+            to_number=fields.optional("to"),
+            orig_call_id=fields.optional("origCallId"),
+            xcid=fields.optional("xcid"),
+            users=fields.repeated("user[]"),
+            user_ids=fields.repeated("userId[]"),
+            full_user_ids=fields.repeated("fullUserId[]"),
+            diversion=fields.optional("diversion"),
+        )
+    if name == ANSWER:
+        return Answer(
+            call_id=call_id,
+            direction=fields.direction(),
+            from_number=fields.optional("from"),
+            to_number=fields.optional("to"),
+            user=fields.optional("user"),
+            user_id=fields.optional("userId"),
+            full_user_id=fields.optional("fullUserId"),
+            answering_number=fields.optional("answeringNumber"),
+            diversion=fields.optional("diversion"),
+            orig_call_id=fields.optional("origCallId"),
+            xcid=fields.optional("xcid"),
+        )
+    if name == HANGUP:
+        return Hangup(
+            call_id=call_id,
+            direction=fields.direction(),
+            cause=fields.required("cause"),
+            from_number=fields.optional("from"),
+            to_number=fields.optional("to"),
+            answering_number=fields.optional("answeringNumber"),
+            diversion=fields.optional("diversion"),
+            orig_call_id=fields.optional("origCallId"),
+            xcid=fields.optional("xcid"),
+        )
+    if name == DTMF:
+        return Dtmf(call_id=call_id, digits=fields.optional("dtmf") or "")
+    return UnknownEvent(name=name, call_id=call_id)
+
+
+class _Fields:
+    """Lookup over decoded form pairs; the last value wins for singular keys."""
+
+    __slots__ = ("_pairs", "_single")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._pairs = pairs
+        self._single = dict(pairs)
+
+    def optional(self, key: str) -> str | None:
+        value = self._single.get(key)
+        return value if value else None
+
+    def required(self, key: str) -> str:
+        value = self._single.get(key)
+        if value is None:
+            raise InvalidEventError("missing_field", f"missing field {key}")
+        if not value:
+            raise InvalidEventError("invalid_field", f"empty field {key}")
+        return value
+
+    def repeated(self, key: str) -> tuple[str, ...]:
+        return tuple(value for name, value in self._pairs if name == key)
+
+    def direction(self) -> str:
+        value = self.required("direction")
+        if value not in DIRECTIONS:
+            message = f"direction must be in or out, got {value[:20]!r}"
+            raise InvalidEventError("invalid_field", message)
+        return value

@@ -1,0 +1,218 @@
+"""Every metric name, help text, label and bucket, turned from domain state at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import product
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker
+from exporter.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES
+from exporter.stats import Histogram, Statistics
+
+# Waits range from an instant pickup to minutes in a queue.
+WAIT_BUCKETS: Final = (
+    1.0,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    90.0,
+    120.0,
+    180.0,
+    300.0,
+    600.0,
+)
+# Calls range from seconds to hours.
+DURATION_BUCKETS: Final = (
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    180.0,
+    300.0,
+    600.0,
+    900.0,
+    1200.0,
+    1800.0,
+    2700.0,
+    3600.0,
+    5400.0,
+    7200.0,
+    10800.0,
+    14400.0,
+)
+REQUEST_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+UNKNOWN_EVENT: Final = "unknown"
+INVALID_EVENT: Final = "invalid"
+REQUEST_EVENTS: Final = (*EVENT_NAMES, UNKNOWN_EVENT, INVALID_EVENT)
+CAUSES: Final = (*KNOWN_CAUSES, "other")
+REJECT_REASONS: Final = ("content_type", "encoding", "missing_field", "invalid_field")
+WAIT_OUTCOMES: Final = tuple(outcome for outcome in OUTCOMES if outcome != EXPIRED)
+
+
+def new_statistics() -> Statistics:
+    """Empty statistics with this module's buckets."""
+    return Statistics(WAIT_BUCKETS, DURATION_BUCKETS, REQUEST_BUCKETS)
+
+
+class StatisticsCollector(Collector):
+    """Expose a CallTracker's statistics; every known label combination exists from the start."""
+
+    def __init__(self, tracker: CallTracker) -> None:
+        self._tracker = tracker
+
+    def collect(self) -> Iterator[Metric]:
+        stats, active = self._tracker.snapshot()
+        yield _counter(
+            "sipgate_calls_total",
+            "Calls started, counting the first leg only.",
+            ["direction"],
+            _keyed(stats.calls_started, [(d,) for d in DIRECTIONS]),
+        )
+        yield _counter(
+            "sipgate_calls_ended_total",
+            "Calls ended, by outcome.",
+            ["direction", "outcome"],
+            _keyed(stats.calls_ended, product(DIRECTIONS, OUTCOMES)),
+        )
+        gauge = GaugeMetricFamily(
+            "sipgate_calls_active", "Calls in progress now.", labels=["direction", "state"]
+        )
+        for key, value in _keyed(active, product(DIRECTIONS, STATES)):
+            gauge.add_metric(key, value)
+        yield gauge
+        yield _histogram(
+            "sipgate_call_wait_seconds",
+            "Seconds from the first ring to the first answer, or to the last hangup if nobody "
+            "answered.",
+            ["direction", "outcome"],
+            stats.wait,
+            product(DIRECTIONS, WAIT_OUTCOMES),
+            stats.wait_buckets,
+        )
+        yield _histogram(
+            "sipgate_call_duration_seconds",
+            "Seconds from the first answer to the last hangup.",
+            ["direction", "answered_by"],
+            stats.duration,
+            product(DIRECTIONS, ANSWERERS),
+            stats.duration_buckets,
+        )
+        yield _counter(
+            "sipgate_hangups_total",
+            "Hangup events of call legs, by cause.",
+            ["direction", "cause"],
+            _keyed(stats.hangups, product(DIRECTIONS, CAUSES)),
+        )
+        yield _counter(
+            "sipgate_dtmf_events_total", "DTMF events received.", [], [((), stats.dtmf_events)]
+        )
+        yield _counter(
+            "sipgate_webhook_requests_total",
+            "Webhook requests, by event and HTTP status code.",
+            ["event", "code"],
+            _keyed(stats.requests, _expected_request_keys()),
+        )
+        yield _counter(
+            "sipgate_webhook_rejected_requests_total",
+            "Webhook requests refused, by reason.",
+            ["reason"],
+            _keyed(stats.rejected, [(reason,) for reason in REJECT_REASONS]),
+        )
+        yield _histogram(
+            "sipgate_webhook_request_duration_seconds",
+            "Seconds taken to answer a webhook.",
+            [],
+            {(): stats.request_duration},
+            [()],
+            stats.request_buckets,
+        )
+        yield GaugeMetricFamily(
+            "sipgate_webhook_last_received_timestamp_seconds",
+            "Unix time of the last valid webhook event, 0 before the first.",
+            value=stats.last_received,
+        )
+        yield _counter(
+            "sipgate_events_unmatched_total",
+            "Events for unknown call ids, or repeats of an event already counted.",
+            ["event"],
+            _keyed(stats.unmatched, [(name,) for name in EVENT_NAMES]),
+        )
+        info = GaugeMetricFamily(
+            "sipgate_exporter_build_info", "Build information; always 1.", labels=["version"]
+        )
+        info.add_metric([__version__], 1)
+        yield info
+
+
+def create_registry(tracker: CallTracker, process_metrics: bool = True) -> CollectorRegistry:
+    """A registry with the exporter's metrics and, unless disabled, the process metrics."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StatisticsCollector(tracker))
+    if process_metrics:
+        ProcessCollector(registry=registry)
+    return registry
+
+
+def _expected_request_keys() -> list[tuple[str, str]]:
+    return [(event, "200") for event in (*EVENT_NAMES, UNKNOWN_EVENT)] + [(INVALID_EVENT, "400")]
+
+
+def _keyed(
+    values: Mapping[Any, int],
+    expected: Iterable[tuple[str, ...]],
+) -> list[tuple[tuple[str, ...], int]]:
+    """Label tuples with values: the expected ones at 0 if unseen, plus any others seen."""
+    found = {(key if isinstance(key, tuple) else (key,)): value for key, value in values.items()}
+    rows = {key: found.get(key, 0) for key in expected}
+    rows.update(found)
+    return sorted(rows.items())
+
+
+def _counter(
+    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, value in rows:
+        family.add_metric(list(key), value)
+    return family
+
+
+def _histogram(
+    name: str,
+    documentation: str,
+    labels: list[str],
+    histograms: Mapping[Any, Histogram],
+    expected: Iterable[tuple[str, ...]],
+    bounds: tuple[float, ...],
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    keys = sorted({*expected, *histograms})
+    for key in keys:
+        histogram = histograms.get(key) or Histogram(bounds)
+        buckets = [(_le(bound), count) for bound, count in histogram.cumulative()]
+        family.add_metric(list(key), buckets, histogram.total)
+    return family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)

@@ -1,0 +1,82 @@
+"""Counters and histograms as plain domain state, free of HTTP and Prometheus."""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class Histogram:
+    """Cumulative-ready bucket counts for observations, with their sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one observation in the first bucket whose upper bound holds it."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        """Number of observations."""
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, count) pairs ending with +Inf, as Prometheus exposes them."""
+        pairs = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            pairs.append((bound, running))
+        return pairs
+
+
+@dataclass
+class Statistics:
+    """Everything the exporter counts; keys are label-value tuples in metric label order."""
+
+    wait_buckets: tuple[float, ...]
+    duration_buckets: tuple[float, ...]
+    request_buckets: tuple[float, ...]
+    calls_started: Counter[str] = field(default_factory=Counter)
+    calls_ended: Counter[tuple[str, str]] = field(default_factory=Counter)
+    wait: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    duration: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    hangups: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dtmf_events: int = 0
+    unmatched: Counter[str] = field(default_factory=Counter)
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    request_duration: Histogram = field(init=False)
+    last_received: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.request_duration = Histogram(self.request_buckets)
+
+    def observe_wait(self, direction: str, outcome: str, seconds: float) -> None:
+        """Record how long a call waited for its first answer or its end."""
+        key = (direction, outcome)
+        histogram = self.wait.get(key)
+        if histogram is None:
+            histogram = self.wait[key] = Histogram(self.wait_buckets)
+        histogram.observe(seconds)
+
+    def observe_duration(self, direction: str, answered_by: str, seconds: float) -> None:
+        """Record how long an answered call lasted."""
+        key = (direction, answered_by)
+        histogram = self.duration.get(key)
+        if histogram is None:
+            histogram = self.duration[key] = Histogram(self.duration_buckets)
+        histogram.observe(seconds)
+
+    def copy(self) -> Statistics:
+        """A deep copy that later updates do not touch."""
+        return copy.deepcopy(self)

@@ -1,0 +1,215 @@
+"""The exporter's HTTP face: a Bottle app with webhook, landing page, health and metrics."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, Final
+from urllib.parse import urlunsplit
+from xml.sax.saxutils import quoteattr
+
+import bottle
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from exporter import __version__
+from exporter.calls import CallTracker, EndedCall
+from exporter.events import (
+    Answer,
+    Event,
+    Hangup,
+    InvalidEventError,
+    NewCall,
+    UnknownEvent,
+    check_content_type,
+    parse_event,
+)
+from exporter.logs import mask_number
+from exporter.metrics import INVALID_EVENT, UNKNOWN_EVENT
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH: Final = "/webhook"
+XML_CONTENT_TYPE: Final = "application/xml; charset=utf-8"
+TEXT_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
+EMPTY_REPLY: Final = b'<?xml version="1.0" encoding="UTF-8"?>\n<Response/>\n'
+
+
+@lru_cache(maxsize=64)
+def subscribe_reply(webhook_url: str) -> bytes:
+    """The reply to newCall that asks sipgate to send answer and hangup to `webhook_url`."""
+    url = quoteattr(webhook_url)
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Response onAnswer={url} onHangup={url}/>\n'
+    ).encode()
+
+
+def request_webhook_url(request: bottle.BaseRequest) -> str:
+    """This exporter's webhook URL as the client reached it (honours X-Forwarded-Proto/Host)."""
+    parts = request.urlparts
+    path = str(request.script_name).rstrip("/") + WEBHOOK_PATH
+    return urlunsplit((str(parts.scheme), str(parts.netloc), path, "", ""))
+
+
+def create_app(
+    tracker: CallTracker,
+    registry: CollectorRegistry,
+    public_url: str | None = None,
+    clock: Callable[[], float] = time.time,
+    ready: Callable[[], bool] = lambda: True,
+) -> bottle.Bottle:
+    """Build the WSGI app; `clock` gives the unix time at which events are received."""
+    app = bottle.Bottle(autojson=False)
+    metrics_app = make_wsgi_app(registry)
+    warned_reasons: set[str] = set()
+
+    def webhook_url() -> str:
+        return public_url or request_webhook_url(bottle.request)
+
+    def webhook() -> bottle.HTTPResponse:
+        started = time.perf_counter()
+        label = INVALID_EVENT
+        try:
+            try:
+                check_content_type(bottle.request.content_type)
+                event = parse_event(bottle.request.body.read())
+            except InvalidEventError as error:
+                tracker.record_rejection(error.reason)
+                _log_rejection(error, warned_reasons)
+                status, body, content_type = 400, f"{error}\n".encode(), TEXT_CONTENT_TYPE
+            else:
+                label = UNKNOWN_EVENT if isinstance(event, UnknownEvent) else _event_name(event)
+                handled = tracker.handle(event, clock())
+                _log_event(event, handled.matched, handled.ended)
+                status, content_type = 200, XML_CONTENT_TYPE
+                body = subscribe_reply(webhook_url()) if isinstance(event, NewCall) else EMPTY_REPLY
+        except Exception:
+            log.exception("webhook request failed")
+            status, body, content_type = 500, b"internal error\n", TEXT_CONTENT_TYPE
+        tracker.record_request(label, status, time.perf_counter() - started, clock())
+        return bottle.HTTPResponse(body, status=status, headers={"Content-Type": content_type})
+
+    def webhook_get() -> bottle.HTTPResponse:
+        return _text(405, "sipgate.io posts events here; use POST\n", Allow="POST")
+
+    def landing() -> bottle.HTTPResponse:
+        page = _landing_page(webhook_url())
+        return bottle.HTTPResponse(page, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    def healthy() -> bottle.HTTPResponse:
+        return _text(200, "Healthy\n")
+
+    def is_ready() -> bottle.HTTPResponse:
+        return _text(200, "Ready\n") if ready() else _text(503, "Not ready\n")
+
+    def metrics() -> bottle.HTTPResponse:
+        reply: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+            reply.update(status=status, headers=headers)
+
+        body = b"".join(metrics_app(bottle.request.environ, start_response))
+        return bottle.HTTPResponse(body, status=reply["status"], headers=dict(reply["headers"]))
+
+    app.route(WEBHOOK_PATH, "POST", webhook)
+    app.route(WEBHOOK_PATH, "GET", webhook_get)
+    app.route("/", "GET", landing)
+    app.route("/-/healthy", "GET", healthy)
+    app.route("/-/ready", "GET", is_ready)
+    app.route("/metrics", "GET", metrics)
+    app.error_handler.update({404: _plain_error, 405: _plain_error})
+    return app
+
+
+def _plain_error(error: bottle.HTTPError) -> str:
+    bottle.response.content_type = TEXT_CONTENT_TYPE
+    return f"{error.status_line}\n"
+
+
+def _text(status: int, text: str, **headers: str) -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(
+        text, status=status, headers={"Content-Type": TEXT_CONTENT_TYPE, **headers}
+    )
+
+
+def _event_name(event: Event) -> str:
+    if isinstance(event, NewCall):
+        return "newCall"
+    if isinstance(event, Answer):
+        return "answer"
+    if isinstance(event, Hangup):
+        return "hangup"
+    return "dtmf"
+
+
+def _log_rejection(error: InvalidEventError, warned_reasons: set[str]) -> None:
+    # Once per reason at warning, so a misconfigured sender cannot flood the log.
+    level = logging.DEBUG if error.reason in warned_reasons else logging.WARNING
+    warned_reasons.add(error.reason)
+    log.log(level, "rejected webhook request (%s): %s", error.reason, error)
+
+
+def _log_event(event: Event, matched: bool, ended: tuple[EndedCall, ...]) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        details = f"call={event.call_id}"
+        if isinstance(event, NewCall):
+            details += (
+                f" direction={event.direction} from={mask_number(event.from_number)}"
+                f" to={mask_number(event.to_number)} users={len(event.users)}"
+                f" orig={event.orig_call_id or '-'}"
+            )
+        elif isinstance(event, Hangup):
+            details += f" cause={event.cause}"
+        elif isinstance(event, Answer):
+            details += f" voicemail={event.is_voicemail}"
+        name = event.name if isinstance(event, UnknownEvent) else _event_name(event)
+        log.debug("event %s %s%s", name, details, "" if matched else " (unmatched)")
+    for call in ended:
+        log_call_ended(call)
+
+
+def log_call_ended(call: EndedCall) -> None:
+    """One info line per ended call."""
+    log.info(
+        "call %s ended: direction=%s outcome=%s legs=%d wait=%s duration=%s",
+        call.call_id,
+        call.direction,
+        call.outcome,
+        call.legs,
+        _seconds(call.wait),
+        _seconds(call.duration),
+    )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def _landing_page(webhook_url: str) -> str:
+    url = html.escape(webhook_url)
+    https_note = (
+        ""
+        if webhook_url.startswith("https://")
+        else "<p><strong>Note:</strong> sipgate requires HTTPS for production webhook URLs; "
+        "put a TLS reverse proxy or tunnel in front and set <code>--webhook.public-url</code>.</p>"
+    )
+    return f"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>sipgate.io exporter</title></head>
+<body>
+<h1>sipgate.io call statistics exporter</h1>
+<p>Version {html.escape(__version__)}. It receives sipgate.io push events and exposes call
+statistics for Prometheus.</p>
+<p>In the sipgate console, under Webhooks &rarr; URLs, enter this URL for incoming and
+outgoing calls:</p>
+<pre>{url}</pre>
+{https_note}
+<ul>
+<li><a href="metrics">Metrics</a> (scrape this with Prometheus)</li>
+<li><a href="-/healthy">Health</a> and <a href="-/ready">readiness</a></li>
+</ul>
+</body>
+</html>
+"""
