@@ -69,7 +69,7 @@ class Server:
 
     def _busy(self) -> bool:
         return any(
-            channel.requests or channel.total_outbufs_len
+            channel.requests or channel.request is not None or channel.total_outbufs_len
             for channel in self._server.active_channels.values()
         )
 
