@@ -1,0 +1,805 @@
+"""Build the sipgate.io calls dashboard (grafana/dashboards/sipgate.json) from code.
+
+Run `python grafana/build_dashboard.py` after editing; `--check` only compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JSON = dict[str, Any]
+
+OUTPUT = Path(__file__).resolve().parent / "dashboards" / "sipgate.json"
+# Grafana 12.4 writes schemaVersion 42; grafana/schema/dashboard.schema.json caps it there.
+SCHEMA_VERSION = 42
+DATASOURCE: JSON = {"type": "prometheus", "uid": "${datasource}"}
+OUTCOMES = ("answered", "voicemail", "missed", "busy", "rejected", "failed", "forwarded", "expired")
+GRID_WIDTH = 24
+TODAY = "now/d"  # panel relative time "today so far"; its $__range then starts at midnight
+
+
+def sel(metric: str, *, direction: bool = True, **matchers: str) -> str:
+    """Return a selector restricted to the dashboard's job, instance and direction."""
+    parts = ['job="$job"', 'instance=~"$instance"']
+    if direction:
+        parts.append('direction=~"$direction"')
+    parts += [f"{name}{value}" for name, value in matchers.items()]
+    return f"{metric}{{{', '.join(parts)}}}"
+
+
+def eq(value: str) -> str:
+    """Return an equality matcher suffix for sel()."""
+    return f'="{value}"'
+
+
+def regex(value: str) -> str:
+    """Return a regex matcher suffix for sel()."""
+    return f'=~"{value}"'
+
+
+def target(expr: str, legend: str = "", *, instant: bool = False, fmt: str = "") -> JSON:
+    """Return a Prometheus query target (refId is filled in by panel())."""
+    result: JSON = {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend or "__auto"}
+    result["range"] = not instant
+    result["instant"] = instant
+    if fmt:
+        result["format"] = fmt
+    return result
+
+
+def thresholds(*steps: tuple[str, float | None]) -> JSON:
+    """Return absolute thresholds; the first step starts at -Infinity."""
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in steps]}
+
+
+NEUTRAL = thresholds(("blue", None))
+BAD_IF_ANY = thresholds(("green", None), ("red", 1))
+ANSWER_RATE = thresholds(("red", None), ("orange", 0.6), ("green", 0.8))
+
+
+@dataclass
+class Panel:
+    """A panel before layout: what it shows, how wide and how tall."""
+
+    kind: str
+    title: str
+    description: str
+    unit: str
+    targets: list[JSON]
+    width: int
+    height: int
+    options: JSON = field(default_factory=dict)
+    custom: JSON = field(default_factory=dict)
+    extra: JSON = field(default_factory=dict)
+    defaults: JSON = field(default_factory=dict)
+
+
+def stat(
+    title: str,
+    description: str,
+    unit: str,
+    targets: list[JSON],
+    *,
+    width: int = 4,
+    height: int = 4,
+    today: bool = False,
+    steps: JSON = NEUTRAL,
+    text_mode: str = "auto",
+) -> Panel:
+    """Return a stat panel showing the latest value of each series."""
+    extra: JSON = {"timeFrom": TODAY} if today else {}
+    return Panel(
+        "stat",
+        title,
+        description,
+        unit,
+        targets,
+        width,
+        height,
+        options={
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "textMode": text_mode,
+        },
+        extra=extra,
+        defaults={"thresholds": steps, "color": {"mode": "thresholds"}},
+    )
+
+
+def timeseries(
+    title: str,
+    description: str,
+    unit: str,
+    targets: list[JSON],
+    *,
+    width: int = 12,
+    height: int = 8,
+    stacked: bool = False,
+    minimum: float | None = 0,
+) -> Panel:
+    """Return a time series panel."""
+    custom: JSON = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never"}
+    if stacked:
+        custom.update(fillOpacity=60, stacking={"mode": "normal", "group": "A"})
+    defaults: JSON = {"color": {"mode": "palette-classic"}, "thresholds": NEUTRAL}
+    if minimum is not None:
+        defaults["min"] = minimum
+    return Panel(
+        "timeseries",
+        title,
+        description,
+        unit,
+        targets,
+        width,
+        height,
+        options={
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+        custom=custom,
+        defaults=defaults,
+    )
+
+
+def piechart(title: str, description: str, unit: str, targets: list[JSON], width: int) -> Panel:
+    """Return a donut chart of the latest value of each series."""
+    return Panel(
+        "piechart",
+        title,
+        description,
+        unit,
+        targets,
+        width,
+        8,
+        options={
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "pieType": "donut",
+            "legend": {"displayMode": "table", "placement": "right", "values": ["value"]},
+            "tooltip": {"mode": "single", "sort": "none"},
+        },
+        defaults={"color": {"mode": "palette-classic"}},
+    )
+
+
+def bargauge(title: str, description: str, unit: str, targets: list[JSON], width: int) -> Panel:
+    """Return a horizontal bar gauge of the latest value of each series."""
+    return Panel(
+        "bargauge",
+        title,
+        description,
+        unit,
+        targets,
+        width,
+        8,
+        options={
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "orientation": "horizontal",
+            "displayMode": "basic",
+            "showUnfilled": True,
+        },
+        defaults={"color": {"mode": "palette-classic"}, "min": 0, "thresholds": NEUTRAL},
+    )
+
+
+def heatmap(title: str, description: str, bucket_unit: str, targets: list[JSON]) -> Panel:
+    """Return a heatmap of pre-bucketed histogram series (cells count calls)."""
+    return Panel(
+        "heatmap",
+        title,
+        description,
+        "short",
+        targets,
+        8,
+        8,
+        options={
+            "calculate": False,
+            "cellGap": 1,
+            "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64, "exponent": 0.5},
+            "yAxis": {"axisPlacement": "left", "unit": bucket_unit},
+            "rowsFrame": {"layout": "auto"},
+            "tooltip": {"mode": "single", "yHistogram": True},
+            "legend": {"show": True},
+        },
+    )
+
+
+# --- queries -------------------------------------------------------------------------------
+
+
+def increase(selector: str, window: str = "$__rate_interval") -> str:
+    """Return increase() over the window."""
+    return f"increase({selector}[{window}])"
+
+
+def rate(selector: str) -> str:
+    """Return rate() over $__rate_interval."""
+    return f"rate({selector}[$__rate_interval])"
+
+
+def per_minute(selector: str, by: str) -> str:
+    """Return the per-minute rate of a counter, summed by the given labels."""
+    return f"60 * sum by ({by}) ({rate(selector)})"
+
+
+def quantile(q: float, buckets: str, by: str = "") -> str:
+    """Return histogram_quantile over a bucket selector, keeping the given labels."""
+    labels = f"le, {by}" if by else "le"
+    return f"histogram_quantile({q}, sum by ({labels}) ({rate(buckets)}))"
+
+
+def ended(window: str, by: str = "outcome", outcomes: str = "") -> str:
+    """Return calls ended in the window (optionally only some outcomes), summed by labels."""
+    selector = (
+        sel("sipgate_calls_ended_total", outcome=regex(outcomes))
+        if outcomes
+        else sel("sipgate_calls_ended_total")
+    )
+    prefix = f"sum by ({by}) " if by else "sum "
+    return f"{prefix}({increase(selector, window)})"
+
+
+def answer_rate(window: str | None) -> str:
+    """Return the share of ended calls a person answered, by direction (None: as a rate)."""
+
+    def count(selector: str) -> str:
+        inner = rate(selector) if window is None else increase(selector, window)
+        return f"sum by (direction) ({inner})"
+
+    answered = count(sel("sipgate_calls_ended_total", outcome=eq("answered")))
+    return f"{answered} / {count(sel('sipgate_calls_ended_total'))}"
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+
+def today_row() -> list[Panel]:
+    """Return the stats for today so far."""
+
+    def outcome_stat(title: str, description: str, outcome: str) -> Panel:
+        expr = ended("$__range", by="", outcomes=outcome)
+        return stat(title, description, "short", [target(expr, title, instant=True)], today=True)
+
+    calls = "sum by (direction) (" + increase(sel("sipgate_calls_total"), "$__range") + ")"
+    return [
+        stat(
+            "Calls today",
+            "Calls started since midnight (dashboard time zone), by direction.",
+            "short",
+            [target(calls, "{{direction}}", instant=True)],
+            today=True,
+            text_mode="value_and_name",
+        ),
+        outcome_stat(
+            "Answered by a person", "Calls ended today that a person answered.", "answered"
+        ),
+        outcome_stat(
+            "Voicemail", "Calls ended today that only a voicemail box answered.", "voicemail"
+        ),
+        outcome_stat(
+            "Missed", "Calls ended today where the caller hung up while ringing.", "missed"
+        ),
+        outcome_stat(
+            "Busy / rejected",
+            "Calls ended today as busy or rejected by the callee.",
+            "busy|rejected",
+        ),
+        stat(
+            "Answer rate today",
+            "Share of calls ended today that a person answered, by direction.",
+            "percentunit",
+            [target(answer_rate("$__range"), "{{direction}}", instant=True)],
+            today=True,
+            steps=ANSWER_RATE,
+            text_mode="value_and_name",
+        ),
+    ]
+
+
+def now_row() -> list[Panel]:
+    """Return what is ringing and connected right now."""
+
+    def active(state: str) -> str:
+        return f"sum ({sel('sipgate_calls_active', state=eq(state))})"
+
+    return [
+        stat(
+            "Ringing now",
+            "Calls ringing right now (not yet answered).",
+            "short",
+            [target(active("ringing"), "ringing", instant=True)],
+            height=8,
+        ),
+        stat(
+            "Connected now",
+            "Calls connected right now (a person or voicemail is talking).",
+            "short",
+            [target(active("talking"), "talking", instant=True)],
+            height=8,
+        ),
+        timeseries(
+            "Active calls",
+            "Calls ringing and connected over time, by direction and state.",
+            "short",
+            [
+                target(
+                    f"sum by (direction, state) ({sel('sipgate_calls_active')})",
+                    "{{direction}} {{state}}",
+                )
+            ],
+            width=16,
+        ),
+    ]
+
+
+def range_row() -> list[Panel]:
+    """Return totals for the selected time range."""
+    calls = "sum by (direction) (" + increase(sel("sipgate_calls_total"), "$__range") + ")"
+    talk = (
+        "sum by (answered_by) ("
+        + increase(sel("sipgate_call_duration_seconds_sum"), "$__range")
+        + ")"
+    )
+    return [
+        stat(
+            "Calls in range",
+            "Calls started in the selected time range, by direction.",
+            "short",
+            [target(calls, "{{direction}}", instant=True)],
+            height=8,
+            text_mode="value_and_name",
+        ),
+        bargauge(
+            "Calls ended by outcome",
+            "Calls ended in the selected time range, by outcome: answered (a person), voicemail, "
+            "missed (caller hung up while ringing), busy, rejected, failed, forwarded (left "
+            "sipgate and never came back) and expired (no hangup event ever arrived).",
+            "short",
+            [target(ended("$__range"), "{{outcome}}", instant=True)],
+            10,
+        ),
+        stat(
+            "Answer rate in range",
+            "Share of calls ended in the selected time range that a person answered.",
+            "percentunit",
+            [target(answer_rate("$__range"), "{{direction}}", instant=True)],
+            height=8,
+            steps=ANSWER_RATE,
+            text_mode="value_and_name",
+        ),
+        stat(
+            "Talk time in range",
+            "Total talk time of calls in the selected time range, by who answered.",
+            "s",
+            [target(talk, "{{answered_by}}", instant=True)],
+            width=6,
+            height=8,
+            text_mode="value_and_name",
+        ),
+    ]
+
+
+def traffic_row() -> list[Panel]:
+    """Return calls over time."""
+    return [
+        timeseries(
+            "Calls started",
+            "Calls started per minute, by direction.",
+            "cpm",
+            [target(per_minute(sel("sipgate_calls_total"), "direction"), "{{direction}}")],
+            width=8,
+        ),
+        timeseries(
+            "Calls ended by outcome",
+            "Calls ended per minute, stacked by outcome.",
+            "cpm",
+            [target(per_minute(sel("sipgate_calls_ended_total"), "outcome"), "{{outcome}}")],
+            width=8,
+            stacked=True,
+        ),
+        timeseries(
+            "Answer rate",
+            "Share of ended calls that a person answered, by direction.",
+            "percentunit",
+            [target(answer_rate(None), "{{direction}}")],
+            width=8,
+        ),
+    ]
+
+
+def wait_row() -> list[Panel]:
+    """Return how long callers wait before someone answers or they give up."""
+    metric = "sipgate_call_wait_seconds"
+    buckets = sel(metric + "_bucket")
+    return [
+        timeseries(
+            "Wait time",
+            "Time from first ring to first answer or hangup: median and 90th percentile.",
+            "s",
+            [
+                target(quantile(0.5, buckets), "median"),
+                target(quantile(0.9, buckets), "90th percentile"),
+            ],
+            width=8,
+        ),
+        timeseries(
+            "Wait time by outcome (90th percentile)",
+            "90th percentile of the wait, by how the call ended.",
+            "s",
+            [target(quantile(0.9, buckets, "outcome"), "{{outcome}}")],
+            width=8,
+        ),
+        heatmap(
+            "Wait time distribution",
+            "Calls per wait-time bucket over time; brighter cells hold more calls.",
+            "s",
+            [target(f"sum by (le) ({increase(buckets)})", "{{le}}", fmt="heatmap")],
+        ),
+    ]
+
+
+def talk_row() -> list[Panel]:
+    """Return how long answered calls last."""
+    metric = "sipgate_call_duration_seconds"
+    buckets = sel(metric + "_bucket")
+    average = (
+        f"sum by (answered_by) ({rate(sel(metric + '_sum'))})"
+        f" / sum by (answered_by) ({rate(sel(metric + '_count'))})"
+    )
+    return [
+        timeseries(
+            "Talk time",
+            "Talk time of answered calls by who answered: median and 90th percentile.",
+            "s",
+            [
+                target(quantile(0.5, buckets, "answered_by"), "median {{answered_by}}"),
+                target(quantile(0.9, buckets, "answered_by"), "p90 {{answered_by}}"),
+            ],
+        ),
+        timeseries(
+            "Average talk time",
+            "Mean talk time of answered calls, by who answered.",
+            "s",
+            [target(average, "{{answered_by}}")],
+        ),
+    ]
+
+
+def hangup_row() -> list[Panel]:
+    """Return hangup causes and DTMF."""
+    hangups = sel("sipgate_hangups_total")
+    in_range = f"sum by (cause) ({increase(hangups, '$__range')})"
+    dtmf = f"60 * sum ({rate(sel('sipgate_dtmf_events_total', direction=False))})"
+    return [
+        timeseries(
+            "Hangups by cause",
+            "Hangup events per minute, by the cause sipgate reported.",
+            "cpm",
+            [target(per_minute(hangups, "cause"), "{{cause}}")],
+            stacked=True,
+        ),
+        piechart(
+            "Hangup causes in range",
+            "Share of hangup causes in the selected time range.",
+            "short",
+            [target(in_range, "{{cause}}", instant=True)],
+            6,
+        ),
+        timeseries(
+            "DTMF key presses",
+            "DTMF events received per minute (keys pressed in IVR menus).",
+            "cpm",
+            [target(dtmf, "DTMF")],
+            width=6,
+        ),
+    ]
+
+
+def health_row() -> list[Panel]:
+    """Return the exporter's own health."""
+
+    def own(metric: str, **matchers: str) -> str:
+        return sel(metric, direction=False, **matchers)
+
+    webhook_buckets = "sipgate_webhook_request_duration_seconds_bucket"
+    last_event = f"time() - max ({own('sipgate_webhook_last_received_timestamp_seconds')} > 0)"
+    return [
+        timeseries(
+            "Webhook requests",
+            "Webhook requests per second received from sipgate.io, by event and HTTP status.",
+            "reqps",
+            [
+                target(
+                    f"sum by (event, code) ({rate(own('sipgate_webhook_requests_total'))})",
+                    "{{event}} {{code}}",
+                )
+            ],
+            width=8,
+        ),
+        timeseries(
+            "Rejected webhook requests",
+            "Webhook requests the exporter refused, by reason. Should stay at zero.",
+            "reqps",
+            [
+                target(
+                    "sum by (reason) ("
+                    + rate(own("sipgate_webhook_rejected_requests_total"))
+                    + ")",
+                    "{{reason}}",
+                )
+            ],
+            width=8,
+        ),
+        timeseries(
+            "Webhook handling time",
+            "Time the exporter takes to handle one webhook request: median and 99th percentile.",
+            "s",
+            [
+                target(quantile(0.5, own(webhook_buckets)), "median"),
+                target(quantile(0.99, own(webhook_buckets)), "99th percentile"),
+            ],
+            width=8,
+        ),
+        stat(
+            "Last webhook event",
+            "Time since the last webhook event reached the exporter. Empty until the first "
+            "event; long gaps during business hours mean sipgate.io cannot reach the exporter.",
+            "s",
+            [target(last_event, "age", instant=True)],
+            height=8,
+            steps=thresholds(("green", None), ("orange", 3600), ("red", 86400)),
+        ),
+        timeseries(
+            "Unmatched events",
+            "Events per second that matched no known call (e.g. a hangup for a call the "
+            "exporter never saw start), by event.",
+            "eps",
+            [
+                target(
+                    f"sum by (event) ({rate(own('sipgate_events_unmatched_total'))})",
+                    "{{event}}",
+                )
+            ],
+            width=8,
+        ),
+        stat(
+            "Exporter version",
+            "Version of each running exporter (sipgate_exporter_build_info).",
+            "none",
+            [
+                target(
+                    f"max by (version) ({own('sipgate_exporter_build_info')})",
+                    "{{version}}",
+                    instant=True,
+                )
+            ],
+            height=8,
+            text_mode="name",
+        ),
+        timeseries(
+            "Exporter memory",
+            "Resident memory of the exporter process.",
+            "bytes",
+            [
+                target(
+                    f"max by (instance) ({own('process_resident_memory_bytes')})",
+                    "{{instance}}",
+                )
+            ],
+            width=4,
+        ),
+        timeseries(
+            "Exporter CPU",
+            "CPU time the exporter process uses per second of wall time.",
+            "percentunit",
+            [
+                target(
+                    f"sum by (instance) ({rate(own('process_cpu_seconds_total'))})",
+                    "{{instance}}",
+                )
+            ],
+            width=4,
+        ),
+    ]
+
+
+ROWS: tuple[tuple[str, Callable[[], list[Panel]]], ...] = (
+    ("Today", today_row),
+    ("Right now", now_row),
+    ("Selected time range", range_row),
+    ("Calls over time", traffic_row),
+    ("Wait time", wait_row),
+    ("Talk time", talk_row),
+    ("Hangups", hangup_row),
+    ("Exporter health", health_row),
+)
+
+
+# --- assembly ------------------------------------------------------------------------------
+
+
+class Layout:
+    """Place panels left to right, wrapping at the grid width, and number them."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.line_height = 0
+        self.next_id = 1
+
+    def _take_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+    def row(self, title: str) -> JSON:
+        """Return a row panel starting a new line."""
+        self._newline()
+        grid = {"h": 1, "w": GRID_WIDTH, "x": 0, "y": self.y}
+        self.y += 1
+        return {
+            "type": "row",
+            "id": self._take_id(),
+            "title": title,
+            "collapsed": False,
+            "gridPos": grid,
+            "panels": [],
+        }
+
+    def _newline(self) -> None:
+        self.y += self.line_height
+        self.x = 0
+        self.line_height = 0
+
+    def place(self, panel: Panel) -> JSON:
+        """Return the panel as dashboard JSON at the next free place."""
+        if self.x + panel.width > GRID_WIDTH:
+            self._newline()
+        grid = {"h": panel.height, "w": panel.width, "x": self.x, "y": self.y}
+        self.x += panel.width
+        self.line_height = max(self.line_height, panel.height)
+        targets = [{**t, "refId": chr(ord("A") + i)} for i, t in enumerate(panel.targets)]
+        defaults: JSON = {**panel.defaults, "unit": panel.unit}
+        if panel.custom:
+            defaults["custom"] = panel.custom
+        return {
+            "type": panel.kind,
+            "id": self._take_id(),
+            "title": panel.title,
+            "description": panel.description,
+            "datasource": DATASOURCE,
+            "gridPos": grid,
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": panel.options,
+            "targets": targets,
+            **panel.extra,
+        }
+
+
+def variables() -> list[JSON]:
+    """Return the template variables: datasource, job, instance, direction."""
+    all_option = {"text": "All", "value": "$__all"}
+    return [
+        {
+            "type": "datasource",
+            "name": "datasource",
+            "label": "Data source",
+            "query": "prometheus",
+            "current": {"text": "Prometheus", "value": "prometheus"},
+            "hide": 0,
+            "refresh": 1,
+            "regex": "",
+        },
+        {
+            "type": "query",
+            "name": "job",
+            "label": "Job",
+            "datasource": DATASOURCE,
+            "query": "label_values(sipgate_exporter_build_info, job)",
+            "current": {"text": "sipgate", "value": "sipgate"},
+            "refresh": 2,
+            "sort": 1,
+            "includeAll": False,
+            "multi": False,
+        },
+        {
+            "type": "query",
+            "name": "instance",
+            "label": "Instance",
+            "datasource": DATASOURCE,
+            "query": 'label_values(sipgate_exporter_build_info{job="$job"}, instance)',
+            "current": all_option,
+            "refresh": 2,
+            "sort": 1,
+            "includeAll": True,
+            "allValue": ".*",
+            "multi": True,
+        },
+        {
+            "type": "custom",
+            "name": "direction",
+            "label": "Direction",
+            "query": "in,out",
+            "current": all_option,
+            "options": [
+                {**all_option, "selected": True},
+                {"text": "in", "value": "in", "selected": False},
+                {"text": "out", "value": "out", "selected": False},
+            ],
+            "includeAll": True,
+            "allValue": ".*",
+            "multi": True,
+        },
+    ]
+
+
+def build() -> JSON:
+    """Return the whole dashboard as JSON-ready data."""
+    layout = Layout()
+    panels: list[JSON] = []
+    for title, make in ROWS:
+        panels.append(layout.row(title))
+        panels += [layout.place(p) for p in make()]
+    return {
+        "uid": "sipgate-calls",
+        "title": "sipgate.io calls",
+        "description": "Calls, outcomes, wait and talk time from the sipgate.io exporter.",
+        "tags": ["sipgate", "telephony"],
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "editable": True,
+        "graphTooltip": 1,
+        "timezone": "browser",
+        "time": {"from": "now-24h", "to": "now"},
+        "refresh": "1m",
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "templating": {"list": variables()},
+        "links": [],
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    """Return the dashboard as the exact text committed in OUTPUT."""
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dashboard, or with --check report whether the committed file is current."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="compare only, exit 1 on drift")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
+        if current != text:
+            print(f"{OUTPUT} is stale: run python grafana/build_dashboard.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
