@@ -93,10 +93,11 @@ class _Flag:
     parse: Callable[[str], Any]
     default: str
     help: str
+    env_name: str | None = None
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + re.sub(r"[.-]", "_", self.name).upper()
+        return self.env_name or ENV_PREFIX + re.sub(r"[.-]", "_", self.name).upper()
 
 
 FLAGS: Final = (
@@ -115,6 +116,7 @@ FLAGS: Final = (
         "",
         "absolute URL sipgate reaches the webhook at, put into replies to newCall; "
         "derived from each request when empty",
+        env_name=ENV_PREFIX + "PUBLIC_URL",
     ),
     _Flag(
         "calls.forward-grace",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-import copy
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +28,12 @@ class Histogram:
     def count(self) -> int:
         """Number of observations."""
         return sum(self.counts)
+
+    def copy(self) -> Histogram:
+        """An independent copy."""
+        clone = Histogram.__new__(Histogram)
+        clone.bounds, clone.counts, clone.total = self.bounds, self.counts.copy(), self.total
+        return clone
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, count) pairs ending with +Inf, as Prometheus exposes them."""
@@ -78,5 +84,17 @@ class Statistics:
         histogram.observe(seconds)
 
     def copy(self) -> Statistics:
-        """A deep copy that later updates do not touch."""
-        return copy.deepcopy(self)
+        """A copy that later updates do not touch."""
+        clone = dataclasses.replace(
+            self,
+            calls_started=self.calls_started.copy(),
+            calls_ended=self.calls_ended.copy(),
+            wait={key: histogram.copy() for key, histogram in self.wait.items()},
+            duration={key: histogram.copy() for key, histogram in self.duration.items()},
+            hangups=self.hangups.copy(),
+            unmatched=self.unmatched.copy(),
+            requests=self.requests.copy(),
+            rejected=self.rejected.copy(),
+        )
+        clone.request_duration = self.request_duration.copy()
+        return clone
