@@ -80,6 +80,11 @@ class Panel:
     defaults: JSON = field(default_factory=dict)
 
 
+def _whole(unit: str) -> JSON:
+    """Return decimals 0 for call counts: increase() extrapolates, and 3.08 calls reads wrong."""
+    return {"decimals": 0} if unit == "short" else {}
+
+
 def stat(
     title: str,
     description: str,
@@ -111,7 +116,7 @@ def stat(
             "textMode": text_mode,
         },
         extra=extra,
-        defaults={"thresholds": steps, "color": {"mode": "thresholds"}},
+        defaults={"thresholds": steps, "color": {"mode": "thresholds"}, **_whole(unit)},
     )
 
 
@@ -166,7 +171,7 @@ def piechart(title: str, description: str, unit: str, targets: list[JSON], width
             "legend": {"displayMode": "table", "placement": "right", "values": ["value"]},
             "tooltip": {"mode": "single", "sort": "none"},
         },
-        defaults={"color": {"mode": "palette-classic"}},
+        defaults={"color": {"mode": "palette-classic"}, **_whole(unit)},
     )
 
 
@@ -186,7 +191,12 @@ def bargauge(title: str, description: str, unit: str, targets: list[JSON], width
             "displayMode": "basic",
             "showUnfilled": True,
         },
-        defaults={"color": {"mode": "palette-classic"}, "min": 0, "thresholds": NEUTRAL},
+        defaults={
+            "color": {"mode": "palette-classic"},
+            "min": 0,
+            "thresholds": NEUTRAL,
+            **_whole(unit),
+        },
     )
 
 
@@ -255,7 +265,8 @@ def answer_rate(window: str | None) -> str:
         return f"sum by (direction) ({inner})"
 
     answered = count(sel("sipgate_calls_ended_total", outcome=eq("answered")))
-    return f"{answered} / {count(sel('sipgate_calls_ended_total'))}"
+    # "> 0" drops a direction without ended calls instead of showing NaN.
+    return f"{answered} / ({count(sel('sipgate_calls_ended_total'))} > 0)"
 
 
 # --- rows ----------------------------------------------------------------------------------
