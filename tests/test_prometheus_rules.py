@@ -1,0 +1,122 @@
+"""Check prometheus.yml, the rule files, their unit tests, alertmanager.yml and the runbook."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+RULES_DIR = REPO / "prometheus"
+RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
+RULE_TEST_FILES = sorted((RULES_DIR / "tests").glob("*.yml"))
+ALERTMANAGER_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
+RUNBOOK = REPO / "docs" / "runbook.md"
+RUNBOOK_URL_PREFIX = "https://github.com/OWNER/sipgate-exporter/blob/main/docs/runbook.md#"
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def _tool(name: str, package: str) -> str:
+    """Return the path of a command-line tool; $PROMTOOL / $AMTOOL override the PATH."""
+    wanted = os.environ.get(name.upper(), name)
+    path = shutil.which(wanted)
+    if path is None:
+        pytest.fail(
+            f"{name} ({wanted}) not found: apt-get install -y {package} (Debian package), "
+            f"or set ${name.upper()} to the binary"
+        )
+    return path
+
+
+def _run(*args: str) -> None:
+    """Run a command in the repository and fail with its output unless it exits 0."""
+    result = subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{output}"
+
+
+def _load(path: Path) -> Any:
+    with path.open(encoding="utf-8") as stream:
+        return yaml.safe_load(stream)
+
+
+def _alerts() -> list[dict[str, Any]]:
+    """Every alerting rule of every rule file."""
+    return [
+        rule
+        for path in RULE_FILES
+        for group in _load(path)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def _github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub generates for the headings of a Markdown text."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_rule_files_exist() -> None:
+    assert RULE_FILES, f"no rule files in {RULES_DIR}"
+    assert RULE_TEST_FILES, f"no promtool unit tests in {RULES_DIR / 'tests'}"
+
+
+def test_prometheus_config_is_valid() -> None:
+    _run(_tool("promtool", "prometheus"), "check", "config", "prometheus.yml")
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda path: path.name)
+def test_rule_file_is_valid(path: Path) -> None:
+    _run(_tool("promtool", "prometheus"), "check", "rules", str(path.relative_to(REPO)))
+
+
+@pytest.mark.parametrize("path", RULE_TEST_FILES, ids=lambda path: path.name)
+def test_rule_unit_tests_pass(path: Path) -> None:
+    _run(_tool("promtool", "prometheus"), "test", "rules", str(path.relative_to(REPO)))
+
+
+def test_alertmanager_config_is_valid() -> None:
+    _run(
+        _tool("amtool", "prometheus-alertmanager"),
+        "check-config",
+        str(ALERTMANAGER_CONFIG.relative_to(REPO)),
+    )
+
+
+def test_every_alert_is_documented() -> None:
+    anchors = _github_anchors(RUNBOOK.read_text(encoding="utf-8"))
+    alerts = _alerts()
+    assert alerts, "no alerting rules found"
+    for rule in alerts:
+        name = rule["alert"]
+        assert re.fullmatch(r"Sipgate[A-Z][A-Za-z]+", name), f"{name}: not CamelCase Sipgate…"
+        assert rule.get("labels", {}).get("severity") in SEVERITIES, f"{name}: severity"
+        annotations = rule.get("annotations", {})
+        for key in ("summary", "description", "runbook_url"):
+            assert annotations.get(key, "").strip(), f"{name}: no {key} annotation"
+        url = annotations["runbook_url"]
+        assert url.startswith(RUNBOOK_URL_PREFIX), f"{name}: runbook_url {url}"
+        anchor = url.removeprefix(RUNBOOK_URL_PREFIX)
+        assert anchor == name.lower(), f"{name}: runbook_url points at #{anchor}"
+        assert anchor in anchors, f"{name}: docs/runbook.md has no section #{anchor}"
+
+
+def test_every_alert_has_a_unit_test_that_fires() -> None:
+    fired = {
+        case["alertname"]
+        for path in RULE_TEST_FILES
+        for test in _load(path)["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    missing = {rule["alert"] for rule in _alerts()} - fired
+    assert not missing, f"alerts without a promtool test that expects them to fire: {missing}"
