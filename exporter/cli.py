@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from exporter import __version__
+from exporter import __version__, simulate
 from exporter.calls import CallTracker
 from exporter.config import Config, ConfigError, parse_config
 from exporter.logs import setup_logging
@@ -35,6 +35,8 @@ def build_server(config: Config) -> tuple[Server, Sweeper]:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the exporter until SIGTERM or SIGINT; return the exit status."""
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["simulate"]:
+        return simulate.main(args[1:])
     try:
         config = parse_config(args, os.environ if environ is None else environ)
     except ConfigError as error:

@@ -61,7 +61,8 @@ def create_app(
     ready: Callable[[], bool] = lambda: True,
 ) -> bottle.Bottle:
     """Build the WSGI app; `clock` gives the unix time at which events are received."""
-    app = bottle.Bottle(autojson=False)
+    app = bottle.Bottle()
+    app.config["json.enable"] = False
     metrics_app = make_wsgi_app(registry)
     warned_reasons: set[str] = set()
 
