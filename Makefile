@@ -7,7 +7,7 @@ ARGS ?=
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
 	prometheus-alertmanager:prometheus-alertmanager
 
-.PHONY: run test lint unit system-deps clean
+.PHONY: run test lint unit system-deps current-prometheus clean
 
 $(BIN)/sipgate-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ lint: $(VENV)/.test-deps
 unit: $(VENV)/.test-deps
 	$(BIN)/pytest
 
-test: system-deps lint unit
+# The current Prometheus release, unpacked into .cache/, to check the config against it too.
+current-prometheus:
+	.ci/current-prometheus-tools
+
+test: system-deps current-prometheus lint unit
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -69,9 +70,20 @@ class Server:
 
     def _busy(self) -> bool:
         return any(
-            channel.requests or channel.request is not None or channel.total_outbufs_len
+            channel.requests
+            or channel.request is not None
+            or channel.total_outbufs_len
+            or has_unread_input(channel.socket)
             for channel in self._server.active_channels.values()
         )
+
+
+def has_unread_input(sock: socket.socket) -> bool:
+    """Whether a request waits in the kernel that waitress has not read yet."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing to read (BlockingIOError) or the connection is gone
+        return False
 
 
 class Sweeper(threading.Thread):

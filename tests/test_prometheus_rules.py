@@ -20,10 +20,18 @@ ALERTMANAGER_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
 RUNBOOK = REPO / "docs" / "runbook.md"
 RUNBOOK_URL_PREFIX = "https://github.com/OWNER/sipgate-exporter/blob/main/docs/runbook.md#"
 SEVERITIES = {"critical", "warning", "info"}
+# Debian 12's tools on the PATH, and the current release fetched by .ci/current-prometheus-tools.
+RELEASES = ("debian-12", "current")
+CURRENT_TOOLS = REPO / ".cache" / "prometheus-current" / "usr" / "bin"
 
 
-def _tool(name: str, package: str) -> str:
+def _tool(name: str, package: str, release: str = "debian-12") -> str:
     """Return the path of a command-line tool; $PROMTOOL / $AMTOOL override the PATH."""
+    if release == "current":
+        current = CURRENT_TOOLS / name
+        if not current.is_file():
+            pytest.fail(f"{current} not found: run .ci/current-prometheus-tools (make test does)")
+        return str(current)
     wanted = os.environ.get(name.upper(), name)
     path = shutil.which(wanted)
     if path is None:
@@ -70,23 +78,27 @@ def test_rule_files_exist() -> None:
     assert RULE_TEST_FILES, f"no promtool unit tests in {RULES_DIR / 'tests'}"
 
 
-def test_prometheus_config_is_valid() -> None:
-    _run(_tool("promtool", "prometheus"), "check", "config", "prometheus.yml")
+@pytest.mark.parametrize("release", RELEASES)
+def test_prometheus_config_is_valid(release: str) -> None:
+    _run(_tool("promtool", "prometheus", release), "check", "config", "prometheus.yml")
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda path: path.name)
-def test_rule_file_is_valid(path: Path) -> None:
-    _run(_tool("promtool", "prometheus"), "check", "rules", str(path.relative_to(REPO)))
+def test_rule_file_is_valid(path: Path, release: str) -> None:
+    _run(_tool("promtool", "prometheus", release), "check", "rules", str(path.relative_to(REPO)))
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("path", RULE_TEST_FILES, ids=lambda path: path.name)
-def test_rule_unit_tests_pass(path: Path) -> None:
-    _run(_tool("promtool", "prometheus"), "test", "rules", str(path.relative_to(REPO)))
+def test_rule_unit_tests_pass(path: Path, release: str) -> None:
+    _run(_tool("promtool", "prometheus", release), "test", "rules", str(path.relative_to(REPO)))
 
 
-def test_alertmanager_config_is_valid() -> None:
+@pytest.mark.parametrize("release", RELEASES)
+def test_alertmanager_config_is_valid(release: str) -> None:
     _run(
-        _tool("amtool", "prometheus-alertmanager"),
+        _tool("amtool", "prometheus-alertmanager", release),
         "check-config",
         str(ALERTMANAGER_CONFIG.relative_to(REPO)),
     )

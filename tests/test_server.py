@@ -22,7 +22,7 @@ from prometheus_client.samples import Sample
 
 from exporter.calls import CallTracker
 from exporter.metrics import create_registry, new_statistics
-from exporter.server import Server
+from exporter.server import Server, has_unread_input
 from exporter.web import create_app
 from tests.http_helpers import (
     CAUSES,
@@ -439,6 +439,33 @@ def test_request_in_flight_at_sigterm_is_answered(start: Start) -> None:
     assert "stopped" in program.stderr
 
 
+def test_request_on_a_kept_alive_connection_at_sigterm_is_answered(start: Start) -> None:
+    program = start()
+    body = new_call("B").encode()
+    half = len(body) // 2
+    head = (
+        f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{program.port}\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", program.port), timeout=10) as sock:
+        sock.sendall(f"GET /-/healthy HTTP/1.1\r\nHost: 127.0.0.1:{program.port}\r\n\r\n".encode())
+        first = http.client.HTTPResponse(sock)
+        first.begin()
+        assert first.status == 200
+        first.read()
+        # The next request may still sit unread in the kernel when the signal arrives.
+        sock.sendall(head.encode() + body[:half])
+        program.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: "shutting down" in program.stderr, timeout=10)
+        sock.sendall(body[half:])
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+
+    assert response.status == 200
+    assert program.process.wait(timeout=15) == 0
+
+
 def run_exporter(*flags: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*EXPORTER, *flags],
@@ -508,3 +535,16 @@ def test_port_in_use_fails_with_a_message_naming_the_port() -> None:
     assert f"127.0.0.1:{port}" in result.stderr
     assert "in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unread_input_keeps_a_connection_busy_during_the_drain() -> None:
+    server_side, client_side = socket.socketpair()
+    with server_side, client_side:
+        assert not has_unread_input(server_side)
+        client_side.sendall(b"POST /webhook HTTP/1.1\r\n")
+        assert has_unread_input(server_side)
+        assert has_unread_input(server_side), "peeking must not consume the bytes"
+        server_side.recv(1024)
+        assert not has_unread_input(server_side)
+        client_side.close()
+        assert not has_unread_input(server_side)
