@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
 from exporter.events import (
     ANSWER,
@@ -20,6 +20,7 @@ from exporter.events import (
     Event,
     Hangup,
     NewCall,
+    event_label,
 )
 from exporter.stats import Statistics
 
@@ -127,13 +128,34 @@ class Handled:
     ended: tuple[EndedCall, ...] = ()
 
 
+class Journal(Protocol):
+    """Where a tracker writes what changed it, in order, so that a restart can replay it."""
+
+    def record_event(self, at: float, body: bytes) -> None:
+        """Keep an event's raw body; raise to refuse the event."""
+
+    def record_sweep(self, at: float) -> None:
+        """Keep the time of a sweep that ended calls."""
+
+    def position(self) -> int:
+        """How far the journal got: the last record written."""
+
+
 class CallTracker:
     """Thread-safe call state and statistics, driven by events and an external clock."""
 
-    def __init__(self, stats: Statistics, forward_grace: float, expire_after: float) -> None:
+    def __init__(
+        self,
+        stats: Statistics,
+        forward_grace: float,
+        expire_after: float,
+        max_open: int | None = None,
+    ) -> None:
         self.stats = stats
         self.forward_grace = forward_grace
         self.expire_after = expire_after
+        self.max_open = max_open
+        self.journal: Journal | None = None
         self._lock = threading.Lock()
         self._legs: dict[str, Leg] = {}
         # Ordered by last event, oldest first, so expiry only looks at the front.
@@ -142,9 +164,14 @@ class CallTracker:
         self._graces: deque[tuple[float, Call]] = deque()
         self._active: Counter[tuple[str, str]] = Counter()
 
-    def handle(self, event: Event, now: float) -> Handled:
-        """Apply one valid event received at `now`."""
+    def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
+        """Apply one valid event received at `now`, first writing its `body` to the journal."""
         with self._lock:
+            if self.journal is not None and body is not None:
+                self.journal.record_event(now, body)
+            stats = self.stats
+            stats.requests[(event_label(event), "200")] += 1
+            stats.last_received = now
             if isinstance(event, NewCall):
                 return self._new_call(event, now)
             if isinstance(event, Answer):
@@ -155,19 +182,21 @@ class CallTracker:
                 return self._dtmf(event, now)
             return Handled(matched=False)
 
-    def record_request(self, event: str, code: int, seconds: float, now: float) -> None:
-        """Count one webhook request and how long it took to answer."""
-        with self._lock:
-            stats = self.stats
-            stats.requests[(event, str(code))] += 1
-            stats.request_duration.observe(seconds)
-            if code < 300:
-                stats.last_received = now
-
-    def record_rejection(self, reason: str) -> None:
+    def record_rejection(self, reason: str, code: int) -> None:
         """Count a request refused before it became an event."""
         with self._lock:
             self.stats.rejected[reason] += 1
+            self.stats.requests[("invalid", str(code))] += 1
+
+    def record_error(self, event: str) -> None:
+        """Count a request that failed after it was parsed."""
+        with self._lock:
+            self.stats.requests[(event, "500")] += 1
+
+    def observe_request(self, seconds: float) -> None:
+        """Record how long answering one webhook request took."""
+        with self._lock:
+            self.stats.request_duration.observe(seconds)
 
     def sweep(self, now: float) -> tuple[EndedCall, ...]:
         """End calls whose forward grace ran out or that saw no event for too long."""
@@ -185,12 +214,91 @@ class CallTracker:
                 if oldest.last_event_at > cutoff:
                     break
                 ended.append(self._end(oldest, EXPIRED))
+            if ended and self.journal is not None:
+                self.journal.record_sweep(now)
         return tuple(ended)
 
     def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str]]]:
         """A consistent copy of the statistics and of the active calls by (direction, state)."""
         with self._lock:
             return self.stats.copy(), self._active.copy()
+
+    def export_state(self) -> tuple[dict[str, Any], int]:
+        """Plain data to rebuild this tracker from, and the journal position it includes."""
+        with self._lock:
+            calls = [self._call_record(call) for call in self._calls.values()]
+            stats = self.stats.copy()
+            position = self.journal.position() if self.journal is not None else 0
+        return {"stats": stats.to_dict(), "calls": calls}, position
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Replace everything with what `export_state` gave; journaling stays as it is."""
+        with self._lock:
+            self.stats.load_dict(state["stats"])
+            self._legs.clear()
+            self._calls.clear()
+            self._graces.clear()
+            self._active.clear()
+            for record in state["calls"]:
+                call = self._restore_call(record)
+                self._calls[call.call_id] = call
+                self._active[(call.direction, call.state)] += 1
+            graces = sorted(
+                (call.grace_until, call) for call in self._calls.values() if call.grace_until
+            )
+            self._graces.extend(graces)
+
+    def _call_record(self, call: Call) -> list[Any]:
+        legs = [
+            [leg_id, leg.voicemail, leg.answered, leg.hung_up]
+            for leg_id in call.leg_ids
+            for leg in (self._legs[leg_id],)
+        ]
+        return [
+            call.call_id,
+            call.direction,
+            call.started_at,
+            call.last_event_at,
+            call.answered_at,
+            call.person_answered,
+            call.voicemail_answered,
+            call.last_cause,
+            call.last_hangup_at,
+            call.grace_until,
+            call.open_legs,
+            legs,
+        ]
+
+    def _restore_call(self, record: list[Any]) -> Call:
+        (
+            call_id,
+            direction,
+            started_at,
+            last_event_at,
+            answered_at,
+            person_answered,
+            voicemail_answered,
+            last_cause,
+            last_hangup_at,
+            grace_until,
+            open_legs,
+            legs,
+        ) = record
+        call = Call(call_id, direction, started_at)
+        call.last_event_at = last_event_at
+        call.answered_at = answered_at
+        call.person_answered = person_answered
+        call.voicemail_answered = voicemail_answered
+        call.last_cause = last_cause
+        call.last_hangup_at = last_hangup_at
+        call.grace_until = grace_until
+        call.open_legs = open_legs
+        for leg_id, voicemail, answered, hung_up in legs:
+            leg = Leg(call, voicemail)
+            leg.answered, leg.hung_up = answered, hung_up
+            self._legs[leg_id] = leg
+            call.leg_ids.append(leg_id)
+        return call
 
     @property
     def open_calls(self) -> int:
@@ -202,7 +310,12 @@ class CallTracker:
             self.stats.unmatched[NEW_CALL] += 1
             return Handled(matched=False)
         parent = self._legs.get(event.orig_call_id) if event.orig_call_id else None
+        ended: tuple[EndedCall, ...] = ()
         if parent is None:
+            if self.max_open is not None and len(self._calls) >= self.max_open:
+                # A flood of calls that never hang up must not grow memory without bound.
+                self.stats.evicted += 1
+                ended = (self._end(next(iter(self._calls.values())), EXPIRED),)
             call = Call(event.call_id, event.direction, now)
             self._calls[call.call_id] = call
             self.stats.calls_started[call.direction] += 1
@@ -214,7 +327,7 @@ class CallTracker:
         self._legs[event.call_id] = Leg(call, voicemail=event.is_voicemail)
         call.leg_ids.append(event.call_id)
         call.open_legs += 1
-        return Handled(matched=True)
+        return Handled(matched=True, ended=ended)
 
     def _answer(self, event: Answer, now: float) -> Handled:
         leg = self._legs.get(event.call_id)

@@ -31,6 +31,7 @@ DTMF: Final = "dtmf"
 EVENT_NAMES: Final = (NEW_CALL, ANSWER, HANGUP, DTMF)
 
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
+TOO_MANY_FIELDS: Final = "too_many_fields"
 
 
 class InvalidEventError(ValueError):
@@ -123,6 +124,30 @@ class UnknownEvent:
 Event = NewCall | Answer | Hangup | Dtmf | UnknownEvent
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many form fields, and repeated `user[]` values, one body may have."""
+
+    max_fields: int = 100
+    max_users: int = 50
+
+
+DEFAULT_LIMITS: Final = Limits()
+
+
+def event_label(event: Event) -> str:
+    """The bounded `event` label of a valid event: one of EVENT_NAMES or `unknown`."""
+    if isinstance(event, NewCall):
+        return NEW_CALL
+    if isinstance(event, Answer):
+        return ANSWER
+    if isinstance(event, Hangup):
+        return HANGUP
+    if isinstance(event, Dtmf):
+        return DTMF
+    return "unknown"
+
+
 def check_content_type(content_type: str | None) -> None:
     """Raise InvalidEventError unless the content type is UTF-8 form encoding."""
     media_type, _, params = (content_type or "").partition(";")
@@ -137,8 +162,11 @@ def check_content_type(content_type: str | None) -> None:
             raise InvalidEventError("content_type", f"charset must be UTF-8, got {value.strip()}")
 
 
-def parse_event(body: bytes) -> Event:
+def parse_event(body: bytes, limits: Limits = DEFAULT_LIMITS) -> Event:
     """Parse a form-encoded push body; raise InvalidEventError with a one-line reason."""
+    # Counted on the raw bytes, so that an oversized form costs no parsing.
+    if body.count(b"&") >= limits.max_fields:
+        raise InvalidEventError(TOO_MANY_FIELDS, f"more than {limits.max_fields} form fields")
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
@@ -148,6 +176,10 @@ def parse_event(body: bytes) -> Event:
     name = fields.required("event")
     call_id = fields.required("callId")
     if name == NEW_CALL:
+        users = fields.repeated("user[]")
+        if len(users) > limits.max_users:
+            message = f"more than {limits.max_users} user[] values"
+            raise InvalidEventError(TOO_MANY_FIELDS, message)
         return NewCall(
             call_id=call_id,
             direction=fields.direction(),
@@ -155,7 +187,7 @@ def parse_event(body: bytes) -> Event:
             to_number=fields.optional("to"),
             orig_call_id=fields.optional("origCallId"),
             xcid=fields.optional("xcid"),
-            users=fields.repeated("user[]"),
+            users=users,
             user_ids=fields.repeated("userId[]"),
             full_user_ids=fields.repeated("fullUserId[]"),
             diversion=fields.optional("diversion"),

@@ -7,6 +7,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Histogram:
@@ -63,6 +64,7 @@ class Statistics:
     rejected: Counter[str] = field(default_factory=Counter)
     request_duration: Histogram = field(init=False)
     last_received: float = 0.0
+    evicted: int = 0
 
     def __post_init__(self) -> None:
         self.request_duration = Histogram(self.request_buckets)
@@ -83,6 +85,46 @@ class Statistics:
             histogram = self.duration[key] = Histogram(self.duration_buckets)
         histogram.observe(seconds)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready data; `load_dict` reads it back."""
+        return {
+            "calls_started": _pairs(self.calls_started),
+            "calls_ended": _pairs(self.calls_ended),
+            "hangups": _pairs(self.hangups),
+            "unmatched": _pairs(self.unmatched),
+            "requests": _pairs(self.requests),
+            "rejected": _pairs(self.rejected),
+            "wait": [[*key, h.counts, h.total] for key, h in self.wait.items()],
+            "duration": [[*key, h.counts, h.total] for key, h in self.duration.items()],
+            "request_duration": [self.request_duration.counts, self.request_duration.total],
+            "buckets": [self.wait_buckets, self.duration_buckets, self.request_buckets],
+            "dtmf_events": self.dtmf_events,
+            "last_received": self.last_received,
+            "evicted": self.evicted,
+        }
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        """Take over the values of `to_dict`; histograms with other buckets are dropped."""
+        self.calls_started = Counter(dict(data["calls_started"]))
+        self.calls_ended = Counter({tuple(key): n for key, n in data["calls_ended"]})
+        self.hangups = Counter({tuple(key): n for key, n in data["hangups"]})
+        self.unmatched = Counter(dict(data["unmatched"]))
+        self.requests = Counter({tuple(key): n for key, n in data["requests"]})
+        self.rejected = Counter(dict(data["rejected"]))
+        self.dtmf_events = data["dtmf_events"]
+        self.last_received = data["last_received"]
+        self.evicted = data["evicted"]
+        wait_bounds, duration_bounds, request_bounds = (tuple(b) for b in data["buckets"])
+        self.wait, self.duration = {}, {}
+        self.request_duration = Histogram(self.request_buckets)
+        if wait_bounds == self.wait_buckets:
+            self.wait = _histograms(data["wait"], self.wait_buckets)
+        if duration_bounds == self.duration_buckets:
+            self.duration = _histograms(data["duration"], self.duration_buckets)
+        if request_bounds == self.request_buckets:
+            counts, total = data["request_duration"]
+            self.request_duration = _histogram(self.request_buckets, counts, total)
+
     def copy(self) -> Statistics:
         """A copy that later updates do not touch."""
         clone = dataclasses.replace(
@@ -98,3 +140,22 @@ class Statistics:
         )
         clone.request_duration = self.request_duration.copy()
         return clone
+
+
+def _pairs(counter: Counter[Any]) -> list[list[Any]]:
+    return [[key, n] for key, n in counter.items()]
+
+
+def _histogram(bounds: tuple[float, ...], counts: list[int], total: float) -> Histogram:
+    histogram = Histogram(bounds)
+    histogram.counts[:] = counts
+    histogram.total = total
+    return histogram
+
+
+def _histograms(
+    rows: list[list[Any]], bounds: tuple[float, ...]
+) -> dict[tuple[str, str], Histogram]:
+    return {
+        (first, second): _histogram(bounds, counts, total) for first, second, counts, total in rows
+    }

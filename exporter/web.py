@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Final
-from urllib.parse import urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 from xml.sax.saxutils import quoteattr
 
 import bottle
@@ -17,17 +17,21 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from exporter import __version__
 from exporter.calls import CallTracker, EndedCall
 from exporter.events import (
+    DEFAULT_LIMITS,
     Answer,
     Event,
     Hangup,
     InvalidEventError,
+    Limits,
     NewCall,
     UnknownEvent,
     check_content_type,
+    event_label,
     parse_event,
 )
+from exporter.guard import Guard, Rejected
 from exporter.logs import mask_number
-from exporter.metrics import INVALID_EVENT, UNKNOWN_EVENT
+from exporter.metrics import INVALID_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +63,18 @@ def create_app(
     public_url: str | None = None,
     clock: Callable[[], float] = time.time,
     ready: Callable[[], bool] = lambda: True,
+    guard: Guard | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    serve_metrics: bool = True,
 ) -> bottle.Bottle:
-    """Build the WSGI app; `clock` gives the unix time at which events are received."""
+    """Build the WSGI app; `clock` gives the unix time at which events are received.
+
+    `guard` decides which webhook requests are processed; without one only the body size is
+    checked. With `serve_metrics` false, /metrics is left to `create_metrics_app`.
+    """
     app = bottle.Bottle()
     app.config["json.enable"] = False
-    metrics_app = make_wsgi_app(registry)
+    guard = guard or Guard()
     warned_reasons: set[str] = set()
 
     def webhook_url() -> str:
@@ -72,38 +83,83 @@ def create_app(
     def webhook() -> bottle.HTTPResponse:
         started = time.perf_counter()
         label = INVALID_EVENT
+        extra_headers: tuple[tuple[str, str], ...] = ()
         try:
             try:
+                # Cheap and unauthenticated checks first: source, size, basic auth, signature.
+                environ = bottle.request.environ
+                guard.check_request(
+                    environ.get("REMOTE_ADDR", ""),
+                    environ.get("HTTP_X_FORWARDED_FOR"),
+                    bottle.request.content_length,
+                    environ.get("HTTP_AUTHORIZATION"),
+                )
+                raw = bottle.request.body.read(guard.max_body_bytes + 1)
+                guard.check_body(raw, environ.get("HTTP_X_SIPGATE_SIGNATURE"))
                 check_content_type(bottle.request.content_type)
-                event = parse_event(bottle.request.body.read())
-            except InvalidEventError as error:
-                tracker.record_rejection(error.reason)
+                event = parse_event(raw, limits)
+            except (Rejected, InvalidEventError) as error:
+                status = error.status if isinstance(error, Rejected) else 400
+                extra_headers = error.headers if isinstance(error, Rejected) else ()
+                tracker.record_rejection(error.reason, status)
                 _log_rejection(error, warned_reasons)
-                status, body, content_type = 400, f"{error}\n".encode(), TEXT_CONTENT_TYPE
+                body, content_type = f"{error}\n".encode(), TEXT_CONTENT_TYPE
             else:
-                label = UNKNOWN_EVENT if isinstance(event, UnknownEvent) else _event_name(event)
-                handled = tracker.handle(event, clock())
+                label = event_label(event)
+                handled = tracker.handle(event, clock(), raw)
                 _log_event(event, handled.matched, handled.ended)
                 status, content_type = 200, XML_CONTENT_TYPE
                 body = subscribe_reply(webhook_url()) if isinstance(event, NewCall) else EMPTY_REPLY
         except Exception:
             log.exception("webhook request failed")
+            tracker.record_error(label)
             status, body, content_type = 500, b"internal error\n", TEXT_CONTENT_TYPE
-        tracker.record_request(label, status, time.perf_counter() - started, clock())
-        return bottle.HTTPResponse(body, status=status, headers={"Content-Type": content_type})
+        tracker.observe_request(time.perf_counter() - started)
+        headers = {"Content-Type": content_type, **dict(extra_headers)}
+        return bottle.HTTPResponse(body, status=status, headers=headers)
 
     def webhook_get() -> bottle.HTTPResponse:
         return _text(405, "sipgate.io posts events here; use POST\n", Allow="POST")
 
     def landing() -> bottle.HTTPResponse:
-        page = _landing_page(webhook_url())
+        page = _landing_page(_without_credentials(webhook_url()), serve_metrics)
         return bottle.HTTPResponse(page, headers={"Content-Type": "text/html; charset=utf-8"})
 
+    app.route(WEBHOOK_PATH, "POST", webhook)
+    app.route(WEBHOOK_PATH, "GET", webhook_get)
+    app.route("/", "GET", landing)
+    _add_common_routes(app, registry if serve_metrics else None, ready)
+    return app
+
+
+def create_metrics_app(
+    registry: CollectorRegistry, ready: Callable[[], bool] = lambda: True
+) -> bottle.Bottle:
+    """The app of the separate metrics address: /metrics, health and readiness only."""
+    app = bottle.Bottle()
+    app.config["json.enable"] = False
+    _add_common_routes(app, registry, ready)
+    return app
+
+
+def _add_common_routes(
+    app: bottle.Bottle, registry: CollectorRegistry | None, ready: Callable[[], bool]
+) -> None:
     def healthy() -> bottle.HTTPResponse:
         return _text(200, "Healthy\n")
 
     def is_ready() -> bottle.HTTPResponse:
         return _text(200, "Ready\n") if ready() else _text(503, "Not ready\n")
+
+    app.route("/-/healthy", "GET", healthy)
+    app.route("/-/ready", "GET", is_ready)
+    if registry is not None:
+        app.route("/metrics", "GET", _metrics_handler(registry))
+    app.error_handler.update({404: _plain_error, 405: _plain_error})
+
+
+def _metrics_handler(registry: CollectorRegistry) -> Callable[[], bottle.HTTPResponse]:
+    metrics_app = make_wsgi_app(registry)
 
     def metrics() -> bottle.HTTPResponse:
         reply: dict[str, Any] = {}
@@ -114,14 +170,7 @@ def create_app(
         body = b"".join(metrics_app(bottle.request.environ, start_response))
         return bottle.HTTPResponse(body, status=reply["status"], headers=dict(reply["headers"]))
 
-    app.route(WEBHOOK_PATH, "POST", webhook)
-    app.route(WEBHOOK_PATH, "GET", webhook_get)
-    app.route("/", "GET", landing)
-    app.route("/-/healthy", "GET", healthy)
-    app.route("/-/ready", "GET", is_ready)
-    app.route("/metrics", "GET", metrics)
-    app.error_handler.update({404: _plain_error, 405: _plain_error})
-    return app
+    return metrics
 
 
 def _plain_error(error: bottle.HTTPError) -> str:
@@ -135,18 +184,9 @@ def _text(status: int, text: str, **headers: str) -> bottle.HTTPResponse:
     )
 
 
-def _event_name(event: Event) -> str:
-    if isinstance(event, NewCall):
-        return "newCall"
-    if isinstance(event, Answer):
-        return "answer"
-    if isinstance(event, Hangup):
-        return "hangup"
-    return "dtmf"
-
-
-def _log_rejection(error: InvalidEventError, warned_reasons: set[str]) -> None:
-    # Once per reason at warning, so a misconfigured sender cannot flood the log.
+def _log_rejection(error: InvalidEventError | Rejected, warned_reasons: set[str]) -> None:
+    # Once per reason at warning, so a misconfigured sender cannot flood the log. The messages
+    # name no credential, signature or password.
     level = logging.DEBUG if error.reason in warned_reasons else logging.WARNING
     warned_reasons.add(error.reason)
     log.log(level, "rejected webhook request (%s): %s", error.reason, error)
@@ -165,7 +205,7 @@ def _log_event(event: Event, matched: bool, ended: tuple[EndedCall, ...]) -> Non
             details += f" cause={event.cause}"
         elif isinstance(event, Answer):
             details += f" voicemail={event.is_voicemail}"
-        name = event.name if isinstance(event, UnknownEvent) else _event_name(event)
+        name = event.name if isinstance(event, UnknownEvent) else event_label(event)
         log.debug("event %s %s%s", name, details, "" if matched else " (unmatched)")
     for call in ended:
         log_call_ended(call)
@@ -188,8 +228,21 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
-def _landing_page(webhook_url: str) -> str:
+def _without_credentials(url: str) -> str:
+    """The URL without `user:password@`: the landing page is public."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _landing_page(webhook_url: str, links_metrics: bool = True) -> str:
     url = html.escape(webhook_url)
+    metrics_link = (
+        '<li><a href="metrics">Metrics</a> (scrape this with Prometheus)</li>'
+        if links_metrics
+        else "<li>Metrics are served on a separate address.</li>"
+    )
     https_note = (
         ""
         if webhook_url.startswith("https://")
@@ -208,7 +261,7 @@ outgoing calls:</p>
 <pre>{url}</pre>
 {https_note}
 <ul>
-<li><a href="metrics">Metrics</a> (scrape this with Prometheus)</li>
+{metrics_link}
 <li><a href="-/healthy">Health</a> and <a href="-/ready">readiness</a></li>
 </ul>
 </body>

@@ -99,7 +99,7 @@ def test_values_follow_the_statistics(tracker: CallTracker, clock: FakeClock) ->
     tracker.handle(Answer("A", "in", user="Jürgen"), clock.advance(4))
     tracker.handle(Hangup("A", "in", cause="normalClearing"), clock.advance(90))
     tracker.handle(NewCall("B", "out"), clock())
-    tracker.record_request("newCall", 200, 0.002, clock())
+    tracker.observe_request(0.002)
     families = exposition(tracker)
     samples = {
         (name, tuple(sorted(labels.items()))): value

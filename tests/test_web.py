@@ -69,15 +69,15 @@ class RecordingTracker(CallTracker):
         super().__init__(*args)
         self.events: list[Event] = []
 
-    def handle(self, event: Event, now: float) -> Handled:
+    def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
         self.events.append(event)
-        return super().handle(event, now)
+        return super().handle(event, now, body)
 
 
 class ExplodingTracker(CallTracker):
     """A tracker whose handling fails, as a bug in the domain would."""
 
-    def handle(self, event: Event, now: float) -> Handled:
+    def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
         raise RuntimeError("secret internals of the failure")
 
 
