@@ -1,0 +1,196 @@
+"""Durable state in SQLite: a journal of acknowledged events and periodic snapshots.
+
+Every event is written to the journal (one small transaction) before it is applied and answered,
+so whatever sipgate got a 2xx for survives a crash. A snapshot of the whole state replaces the
+journal up to its position now and then, which keeps restarts fast and the file bounded.
+
+The database runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives the
+process dying at any point (`kill -9`, OOM killer); only an operating-system crash or power loss
+can lose the last transactions. `--state.sync=full` makes every commit wait for the disk too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+EVENT: Final = 1
+SWEEP: Final = 2
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL,
+    taken_at REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY,
+    kind INTEGER NOT NULL,
+    at REAL NOT NULL,
+    body BLOB
+);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journal record: an event's body, or a sweep."""
+
+    kind: int
+    at: float
+    body: bytes | None
+
+
+class StateStore:
+    """One exporter's state file, locked against a second exporter."""
+
+    def __init__(self, path: Path, sync: str = "normal") -> None:
+        self.path = path
+        self._lock_file = _lock(path)
+        try:
+            self._db = _connect(path, sync)
+        except Exception:
+            self._lock_file.close()
+            raise
+        self._write_lock = threading.Lock()
+        row = self._db.execute("SELECT max(seq) FROM journal").fetchone()
+        self._position: int = row[0] or 0
+        self.journal_length: int = self._db.execute("SELECT count(*) FROM journal").fetchone()[0]
+
+    def load(self) -> tuple[dict[str, Any] | None, Iterator[JournalEntry]]:
+        """The last snapshot, and the journal written after it, oldest first."""
+        row = self._db.execute("SELECT position, data FROM snapshot WHERE id = 1").fetchone()
+        position, data = row if row else (0, None)
+        try:
+            snapshot = json.loads(zlib.decompress(data)) if data is not None else None
+        except (zlib.error, ValueError) as error:
+            raise StateError(
+                f"state file {self.path} has an unreadable snapshot: {error}"
+            ) from None
+        entries = self._db.execute(
+            "SELECT kind, at, body FROM journal WHERE seq > ? ORDER BY seq", (position,)
+        )
+        return snapshot, (JournalEntry(kind, at, body) for kind, at, body in entries)
+
+    def record_event(self, at: float, body: bytes) -> None:
+        """Append an event; it is on disk when this returns."""
+        self._append(EVENT, at, body)
+
+    def record_sweep(self, at: float) -> None:
+        """Append a sweep that ended calls."""
+        self._append(SWEEP, at, None)
+
+    def position(self) -> int:
+        """Sequence number of the last journal record."""
+        return self._position
+
+    def save_snapshot(self, state: dict[str, Any], position: int) -> None:
+        """Store `state`, which includes the journal up to `position`, and drop that journal."""
+        data = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
+        with self._write_lock:
+            # One transaction: the snapshot and the journal it replaces change together.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO snapshot (id, position, taken_at, data) "
+                    "VALUES (1, ?, ?, ?)",
+                    (position, time.time(), data),
+                )
+                cursor = self._db.execute("DELETE FROM journal WHERE seq <= ?", (position,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self.journal_length -= cursor.rowcount
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        with self._write_lock:
+            self._db.close()
+        self._lock_file.close()
+
+    def _append(self, kind: int, at: float, body: bytes | None) -> None:
+        # Autocommit: each insert is its own transaction, committed when execute returns.
+        with self._write_lock:
+            cursor = self._db.execute(
+                "INSERT INTO journal (kind, at, body) VALUES (?, ?, ?)", (kind, at, body)
+            )
+            self._position = cursor.lastrowid or self._position
+            self.journal_length += 1
+
+
+def move_aside(path: Path) -> Path | None:
+    """Rename a state file (and its WAL files) out of the way; return the new name."""
+    if not path.exists():
+        return None
+    target = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.old")
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.rename(target.with_name(target.name + suffix))
+    path.rename(target)
+    return target
+
+
+def _lock(path: Path) -> IO[bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_file = path.with_name(path.name + ".lock").open("ab")
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise StateError(
+            f"state file {path} is in use by another exporter; give each exporter its own "
+            "--state.path"
+        ) from None
+    return lock_file
+
+
+def _connect(path: Path, sync: str) -> sqlite3.Connection:
+    existed = path.exists() and path.stat().st_size > 0
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA busy_timeout = 5000")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
+        # Journaled bodies hold phone numbers: overwrite them when the journal is truncated.
+        db.execute("PRAGMA secure_delete = ON")
+        if existed:
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+        db.executescript(_SCHEMA)
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise StateError(
+            f"state file {path} is unreadable ({error}); start with --state.reset to move it "
+            "aside and start fresh, or point --state.path elsewhere"
+        ) from None
+    if version is None:
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+    elif version[0] != str(SCHEMA_VERSION):
+        db.close()
+        raise StateError(
+            f"state file {path} has schema {version[0]}, this exporter knows {SCHEMA_VERSION}; "
+            "start with --state.reset to move it aside"
+        )
+    os.chmod(path, 0o600)
+    return db
