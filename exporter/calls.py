@@ -244,7 +244,8 @@ class CallTracker:
                 self._calls[call.call_id] = call
                 self._active[(call.direction, call.state)] += 1
             graces = sorted(
-                (call.grace_until, call) for call in self._calls.values() if call.grace_until
+                ((call.grace_until, call) for call in self._calls.values() if call.grace_until),
+                key=lambda pair: pair[0],
             )
             self._graces.extend(graces)
 

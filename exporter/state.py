@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
     data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after the journal is emptied
     kind INTEGER NOT NULL,
     at REAL NOT NULL,
     body BLOB
@@ -71,8 +71,8 @@ class StateStore:
             self._lock_file.close()
             raise
         self._write_lock = threading.Lock()
-        row = self._db.execute("SELECT max(seq) FROM journal").fetchone()
-        self._position: int = row[0] or 0
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
+        self._position: int = row[0] if row else 0
         self.journal_length: int = self._db.execute("SELECT count(*) FROM journal").fetchone()[0]
 
     def load(self) -> tuple[dict[str, Any] | None, Iterator[JournalEntry]]:

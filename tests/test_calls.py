@@ -6,6 +6,7 @@ import pytest
 
 from exporter.calls import CallTracker, Handled
 from exporter.events import Answer, Dtmf, Hangup, NewCall
+from exporter.metrics import new_statistics
 from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE, FakeClock
 
 
@@ -318,3 +319,17 @@ def test_clock_going_backwards_never_observes_negative_times(calls: Scenario) ->
     calls.at(-30, hangup("A"))
     assert calls.wait("in", "answered") == (1, 0.0)
     assert calls.duration("in", "person") == (1, 0.0)
+
+
+def test_open_call_cap_evicts_the_stalest_call_as_expired(clock: FakeClock) -> None:
+    tracker = CallTracker(new_statistics(), FORWARD_GRACE, EXPIRE_AFTER, max_open=3)
+    calls = Scenario(tracker, clock)
+    for call_id in ("A", "B", "C"):
+        calls.at(1, new_call(call_id))
+    calls.at(1, Dtmf(call_id="A", digits="1"))  # A is now fresher than B
+    handled = calls.at(1, new_call("D"))
+    assert [call.call_id for call in handled.ended] == ["B"]
+    assert tracker.open_calls == 3
+    assert tracker.stats.evicted == 1
+    assert calls.ended() == {("in", "expired"): 1}
+    assert calls.active() == {("in", "ringing"): 3}
