@@ -82,8 +82,13 @@ def test_services_images_pinned_and_volumes_named(resolved: dict[str, Any]) -> N
         image = service.get("image", "")
         assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: unpinned image {image!r}"
         assert not image.endswith(":latest"), name
-    assert set(resolved["volumes"]) == {"prometheus-data", "alertmanager-data", "grafana-data"}
-    for name in ("prometheus", "alertmanager", "grafana"):
+    assert set(resolved["volumes"]) == {
+        "exporter-data",
+        "prometheus-data",
+        "alertmanager-data",
+        "grafana-data",
+    }
+    for name in ("exporter", "prometheus", "alertmanager", "grafana"):
         kinds = {volume["type"] for volume in services[name]["volumes"]}
         assert "volume" in kinds, f"{name} keeps its data in no named volume"
 
@@ -127,3 +132,5 @@ def test_image_is_slim_non_root_and_healthchecked() -> None:
     assert users[-1] not in ("root", "0"), users
     assert re.search(r"^HEALTHCHECK .*-/healthy", dockerfile, flags=re.MULTILINE | re.DOTALL)
     assert 'ENTRYPOINT ["sipgate-exporter"]' in dockerfile
+    assert "SIPGATE_EXPORTER_STATE_PATH=/data/" in dockerfile
+    assert re.search(r"^VOLUME /data$", dockerfile, flags=re.MULTILINE)
