@@ -7,29 +7,76 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
 from exporter import __version__, simulate
 from exporter.calls import CallTracker
 from exporter.config import Config, ConfigError, parse_config
+from exporter.events import Limits
+from exporter.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.logs import setup_logging
 from exporter.metrics import create_registry, new_statistics
-from exporter.server import Server, Sweeper, stop_on_signals
-from exporter.web import create_app, log_call_ended
+from exporter.server import Server, ServerGroup, Sweeper, stop_on_signals
+from exporter.web import create_app, create_metrics_app, log_call_ended
 
 log = logging.getLogger(__name__)
 
 
-def build_server(config: Config) -> tuple[Server, Sweeper]:
-    """The HTTP server and the background sweeper for one exporter."""
+def build_guard(config: Config) -> Guard:
+    """The webhook checks the configuration asks for, prepared once."""
+    key = (config.signature_key or sipgate_public_key()) if config.verify_signature else None
+    token = None
+    if config.basic_auth_user is not None and config.basic_auth_password is not None:
+        token = basic_auth_token(config.basic_auth_user, config.basic_auth_password)
+    return Guard(config.max_body_bytes, key, token, config.allowed_networks, config.trusted_proxies)
+
+
+def build_server(config: Config) -> tuple[ServerGroup, Sweeper]:
+    """The HTTP servers (webhook, and metrics if separate) and the background sweeper."""
     tracker = CallTracker(new_statistics(), config.forward_grace, config.expire_after)
-    app = create_app(tracker, create_registry(tracker), config.public_url)
-    server = Server(app, config.listen_host, config.listen_port, config.threads)
+    registry = create_registry(tracker)
+    separate = config.metrics_address is not None
+    app = create_app(
+        tracker,
+        registry,
+        config.public_url,
+        guard=build_guard(config),
+        limits=Limits(config.max_fields, config.max_users),
+        serve_metrics=not separate,
+    )
+    limits: dict[str, Any] = {
+        "max_body_bytes": config.max_body_bytes,
+        "read_timeout": config.read_timeout,
+    }
+    servers = [
+        _listen(
+            app,
+            config.listen_host,
+            config.listen_port,
+            config.threads,
+            serves="the webhook" if separate else "the webhook and /metrics",
+            **limits,
+        )
+    ]
+    if config.metrics_address is not None:
+        host, port = config.metrics_address
+        metrics_app = create_metrics_app(registry)
+        servers.append(_listen(metrics_app, host, port, 2, serves="/metrics", **limits))
 
     def sweep() -> None:
         for call in tracker.sweep(time.time()):
             log_call_ended(call)
 
-    return server, Sweeper(sweep)
+    return ServerGroup(servers), Sweeper(sweep)
+
+
+def _listen(app: Any, host: str, port: int, threads: int, **options: Any) -> Server:
+    try:
+        return Server(app, host, port, threads, **options)
+    except OSError as error:
+        # The address rides along in `filename`, for the message in main().
+        raise OSError(error.errno, error.strerror or str(error), f"{host}:{port}") from error
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -44,13 +91,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     setup_logging(config.log_level, config.log_format)
     log.info("starting sipgate-exporter %s", __version__)
+    _warn_about_security(config)
     try:
         server, sweeper = build_server(config)
     except OSError as error:
         log.error(
-            "cannot listen on %s:%s: %s%s",
-            config.listen_host,
-            config.listen_port,
+            "cannot listen on %s: %s%s",
+            error.filename or f"{config.listen_host}:{config.listen_port}",
             error.strerror or error,
             _listen_hint(error),
         )
@@ -65,9 +112,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     return 0
 
 
+def _warn_about_security(config: Config) -> None:
+    # Says what is missing, never the URL or the credentials themselves.
+    if not config.verify_signature:
+        log.warning("webhook signature check is off: anyone reaching /webhook can add events")
+    if config.basic_auth_user is not None:
+        credentials_in_url = config.public_url and urlsplit(config.public_url).password
+        if not credentials_in_url:
+            log.warning(
+                "basic auth is on but --webhook.public-url carries no credentials: sipgate "
+                "sends answer and hangup to that URL, and they would be refused"
+            )
+
+
 def _listen_hint(error: OSError) -> str:
     if error.errno == 98:  # EADDRINUSE
-        return " (another program uses this port: stop it or pick --web.listen-address)"
+        return " (another program uses this port: stop it or pick another address)"
     if error.errno == 13:  # EACCES
         return " (ports below 1024 need privileges: use a higher port behind a reverse proxy)"
     return ""

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
 from exporter import __version__
+from exporter.events import DEFAULT_LIMITS
+from exporter.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, read_public_key
 
 ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
 LOG_LEVELS: Final = ("debug", "info", "warn", "error")
@@ -17,6 +21,10 @@ LOG_FORMATS: Final = ("text", "json")
 
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE: Final = re.compile(r"(\d+)(B|KiB|MiB)?")
+_UNIT_BYTES: Final = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+# Environment only: a flag value would show in `ps`.
+PASSWORD_ENV: Final = ENV_PREFIX + "WEBHOOK_BASIC_AUTH_PASSWORD"
 
 
 class ConfigError(ValueError):
@@ -35,6 +43,17 @@ class Config:
     expire_after: float = 4 * 3600.0
     log_level: str = "info"
     log_format: str = "text"
+    metrics_address: tuple[str, int] | None = None
+    read_timeout: float = 10.0
+    trusted_proxies: tuple[Network, ...] = ()
+    verify_signature: bool = True
+    signature_key: RSAPublicKey | None = None  # None: sipgate's key, bundled
+    basic_auth_user: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    allowed_networks: tuple[Network, ...] | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_fields: int = DEFAULT_LIMITS.max_fields
+    max_users: int = DEFAULT_LIMITS.max_users
 
 
 def parse_duration(text: str) -> float:
@@ -71,6 +90,48 @@ def parse_public_url(text: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+def parse_bool(text: str) -> bool:
+    """`true` or `false` (also 1/0, yes/no), in any case."""
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"invalid value {text!r} (use true or false)")
+    return lowered in ("true", "1", "yes")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `16384`, `16KiB` or `1MiB`."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"invalid size {text!r} (use e.g. 16384, 16KiB or 1MiB)")
+    return int(match.group(1)) * _UNIT_BYTES[match.group(2)]
+
+
+def _timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds < 1:
+        raise ValueError(f"invalid timeout {text!r} (use at least 1s)")
+    return seconds
+
+
+def _user_name(text: str) -> str:
+    if ":" in text:
+        raise ValueError("a basic auth user name cannot contain ':'")
+    return text
+
+
+def _read_secret(path: str) -> str:
+    # The message names the file, never what is in it.
+    try:
+        with open(path, encoding="utf-8") as file:
+            secret = file.read(4096).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ValueError(f"cannot read password file {path!r}: {reason or error}") from None
+    if not secret:
+        raise ValueError(f"password file {path!r} is empty")
+    return secret
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ValueError(f"invalid number {text!r} (use a whole number of at least 1)")
@@ -94,6 +155,7 @@ class _Flag:
     default: str
     help: str
     env_name: str | None = None
+    shown_default: str | None = None
 
     @property
     def env(self) -> str:
@@ -108,15 +170,101 @@ FLAGS: Final = (
         ":9850",
         "address to serve the webhook, landing page and /metrics on",
     ),
+    _Flag(
+        "web.metrics-address",
+        "metrics_address",
+        parse_listen_address,
+        "",
+        "separate address to serve /metrics on, such as 127.0.0.1:9851; "
+        "the main address then has no /metrics",
+        shown_default="none, /metrics on the main address",
+    ),
     _Flag("web.threads", "threads", _positive_int, "4", "worker threads answering HTTP requests"),
+    _Flag(
+        "web.read-timeout",
+        "read_timeout",
+        _timeout,
+        "10s",
+        "close a connection that sent nothing for this long, idle or in the middle of a request",
+    ),
+    _Flag(
+        "web.trusted-proxies",
+        "trusted_proxies",
+        parse_networks,
+        "",
+        "comma-separated networks of reverse proxies whose X-Forwarded-For is believed",
+        shown_default="none",
+    ),
     _Flag(
         "webhook.public-url",
         "public_url",
         parse_public_url,
         "",
         "absolute URL sipgate reaches the webhook at, put into replies to newCall; "
-        "derived from each request when empty",
+        "derived from each request when empty; with basic auth, include the credentials "
+        "as in https://user:pass@host/webhook, so that answer and hangup events carry them too",
         env_name=ENV_PREFIX + "PUBLIC_URL",
+    ),
+    _Flag(
+        "webhook.verify-signature",
+        "verify_signature",
+        parse_bool,
+        "true",
+        "refuse webhook requests without a valid X-Sipgate-Signature with 403",
+    ),
+    _Flag(
+        "webhook.signature-key",
+        "signature_key",
+        read_public_key,
+        "",
+        "PEM file of the RSA public key that signs webhook requests",
+        shown_default="sipgate's key, bundled",
+    ),
+    _Flag(
+        "webhook.basic-auth-user",
+        "basic_auth_user",
+        _user_name,
+        "",
+        "require HTTP basic auth with this user name on the webhook, 401 otherwise",
+        shown_default="none",
+    ),
+    _Flag(
+        "webhook.basic-auth-password-file",
+        "basic_auth_password",
+        _read_secret,
+        "",
+        f"file holding the basic auth password; or set {PASSWORD_ENV}",
+        shown_default="none",
+    ),
+    _Flag(
+        "webhook.allowed-networks",
+        "allowed_networks",
+        parse_networks,
+        "",
+        "comma-separated networks webhook requests may come from, 403 otherwise, "
+        "e.g. sipgate's 217.116.118.254/32,212.9.46.32/32",
+        shown_default="any",
+    ),
+    _Flag(
+        "webhook.max-body-bytes",
+        "max_body_bytes",
+        parse_size,
+        "16KiB",
+        "largest webhook body accepted, 413 otherwise",
+    ),
+    _Flag(
+        "webhook.max-fields",
+        "max_fields",
+        _positive_int,
+        str(DEFAULT_LIMITS.max_fields),
+        "most form fields in a webhook body, 400 otherwise",
+    ),
+    _Flag(
+        "webhook.max-users",
+        "max_users",
+        _positive_int,
+        str(DEFAULT_LIMITS.max_users),
+        "most user[] values in a newCall, 400 otherwise",
     ),
     _Flag(
         "calls.forward-grace",
@@ -162,7 +310,7 @@ def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
         "webhook URLs at /webhook and let Prometheus scrape /metrics.",
     )
     for flag in FLAGS:
-        shown = repr(flag.default) if flag.default == "" else flag.default
+        shown = flag.shown_default or (repr(flag.default) if flag.default == "" else flag.default)
         parser.add_argument(
             f"--{flag.name}",
             dest=flag.field,
@@ -188,5 +336,24 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             values[flag.field] = flag.parse(text)
         except ValueError as error:
             raise ConfigError(f"{source}: {error}") from None
+    _check_security(values, environ)
     host, port = values.pop("listen")
     return Config(listen_host=host, listen_port=port, **values)
+
+
+def _check_security(values: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Take the password from the environment; refuse settings that cannot work together."""
+    if environ.get(PASSWORD_ENV):
+        if "basic_auth_password" in values:
+            raise ConfigError(f"--webhook.basic-auth-password-file and {PASSWORD_ENV}: set one")
+        values["basic_auth_password"] = environ[PASSWORD_ENV]
+    has_user, has_password = "basic_auth_user" in values, "basic_auth_password" in values
+    if has_user and not has_password:
+        raise ConfigError(
+            "--webhook.basic-auth-user needs a password: "
+            f"--webhook.basic-auth-password-file or {PASSWORD_ENV}"
+        )
+    if has_password and not has_user:
+        raise ConfigError("a basic auth password needs --webhook.basic-auth-user")
+    if values.get("metrics_address") == values["listen"]:
+        raise ConfigError("--web.metrics-address must differ from --web.listen-address")

@@ -17,7 +17,8 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker
-from exporter.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES
+from exporter.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES, TOO_MANY_FIELDS
+from exporter.guard import REASONS as GUARD_REASONS
 from exporter.stats import Histogram, Statistics
 
 # Waits range from an instant pickup to minutes in a queue.
@@ -65,7 +66,16 @@ UNKNOWN_EVENT: Final = "unknown"
 INVALID_EVENT: Final = "invalid"
 REQUEST_EVENTS: Final = (*EVENT_NAMES, UNKNOWN_EVENT, INVALID_EVENT)
 CAUSES: Final = (*KNOWN_CAUSES, "other")
-REJECT_REASONS: Final = ("content_type", "encoding", "missing_field", "invalid_field")
+REJECT_REASONS: Final = (
+    *GUARD_REASONS,
+    "content_type",
+    "encoding",
+    "missing_field",
+    "invalid_field",
+    TOO_MANY_FIELDS,
+)
+# Every status a refused webhook request can get: bad body, auth, signature or source, size.
+REJECT_CODES: Final = ("400", "401", "403", "413")
 WAIT_OUTCOMES: Final = tuple(outcome for outcome in OUTCOMES if outcome != EXPIRED)
 
 
@@ -174,7 +184,8 @@ def create_registry(tracker: CallTracker, process_metrics: bool = True) -> Colle
 
 
 def _expected_request_keys() -> list[tuple[str, str]]:
-    return [(event, "200") for event in (*EVENT_NAMES, UNKNOWN_EVENT)] + [(INVALID_EVENT, "400")]
+    valid = [(event, "200") for event in (*EVENT_NAMES, UNKNOWN_EVENT)]
+    return valid + [(INVALID_EVENT, code) for code in REJECT_CODES]
 
 
 def _keyed(

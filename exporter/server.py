@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Final
 
@@ -19,13 +20,29 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT: Final = 10.0
 # How often the serving loop checks for a stop requested by a signal handler.
 POLL_INTERVAL: Final = 0.25
+# waitress answers a body over its own cap by itself, where the app cannot count it: the cap is a
+# few times the app's limit, so that only absurd bodies go uncounted.
+BODY_CAP_FACTOR: Final = 4
+MAX_HEADER_BYTES: Final = 16 * 1024
 
 
 class Server:
     """A waitress server whose `stop()` lets in-flight requests finish before it returns."""
 
-    def __init__(self, app: Any, host: str, port: int, threads: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        threads: int,
+        *,
+        max_body_bytes: int = 64 * 1024,
+        read_timeout: float = 10.0,
+        serves: str = "HTTP",
+    ) -> None:
         self._map: dict[int, Any] = {}
+        # waitress reads each whole request in its I/O thread before a worker sees it, so a
+        # slow client holds a connection, never a worker; read_timeout bounds its silences.
         self._server = create_server(
             app,
             map=self._map,
@@ -33,8 +50,14 @@ class Server:
             port=port,
             threads=threads,
             ident="sipgate-exporter",
+            # X-Forwarded-For reaches the app, which believes it only from trusted proxies.
             clear_untrusted_proxy_headers=False,
+            max_request_body_size=max_body_bytes * BODY_CAP_FACTOR,
+            max_request_header_size=MAX_HEADER_BYTES,
+            channel_timeout=math.ceil(read_timeout),
+            cleanup_interval=1,
         )
+        self._serves = serves
         self._stopping = False
 
     @property
@@ -44,7 +67,7 @@ class Server:
 
     def run(self) -> None:
         """Serve until `stop()`, then drain open requests and stop the workers."""
-        log.info("listening on %s:%s", self._server.effective_host, self.port)
+        log.info("serving %s on %s:%s", self._serves, self._server.effective_host, self.port)
         while not self._stopping:
             wasyncore.loop(timeout=POLL_INTERVAL, map=self._map, use_poll=True, count=1)
         log.info("shutting down: finishing requests in flight")
@@ -60,9 +83,10 @@ class Server:
         wasyncore.close_all(self._map)
 
     def stop(self) -> None:
-        """Ask `run()` to finish, from another thread."""
-        self._stopping = True
-        self._server.pull_trigger()
+        """Ask `run()` to finish, from another thread; once is enough."""
+        if not self._stopping:
+            self._stopping = True
+            self._server.pull_trigger()
 
     def stop_soon(self) -> None:
         """Ask `run()` to finish within POLL_INTERVAL; takes no lock, so signal handlers may."""
@@ -76,6 +100,37 @@ class Server:
             or has_unread_input(channel.socket)
             for channel in self._server.active_channels.values()
         )
+
+
+class ServerGroup:
+    """Several servers of one process that run and stop together."""
+
+    def __init__(self, servers: Sequence[Server]) -> None:
+        self.servers = tuple(servers)
+
+    def run(self) -> None:
+        """Serve on all until `stop()`; the first runs in this thread, the others in their own."""
+        first, *others = self.servers
+        threads = [threading.Thread(target=server.run, name="server") for server in others]
+        for thread in threads:
+            thread.start()
+        try:
+            first.run()
+        finally:
+            for server in others:
+                server.stop()
+            for thread in threads:
+                thread.join()
+
+    def stop(self) -> None:
+        """Ask every server to finish, from another thread."""
+        for server in self.servers:
+            server.stop()
+
+    def stop_soon(self) -> None:
+        """Like `Server.stop_soon`: safe in a signal handler."""
+        for server in self.servers:
+            server.stop_soon()
 
 
 def has_unread_input(sock: socket.socket) -> bool:
