@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import heapq
 import http.client
 import sys
@@ -11,25 +12,67 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from exporter.config import parse_duration
+from exporter.guard import SIGNATURE_HEADER, basic_auth_token
 from exporter.traffic import PlannedCall, PlannedEvent, TrafficPlanner, TrafficProfile
 
 
-class Sender:
-    """POSTs form bodies over one kept-alive HTTP connection, reconnecting once on failure."""
+def load_signing_key(path: str) -> RSAPrivateKey:
+    """The RSA private key in an unencrypted PEM file; raise ValueError naming the file."""
+    try:
+        with open(path, "rb") as file:
+            pem = file.read(1024 * 1024)
+    except OSError as error:
+        raise ValueError(f"cannot read key file {path!r}: {error.strerror or error}") from None
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ValueError(f"key file {path!r} is not an unencrypted PEM private key") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError(f"key file {path!r} is not an RSA key")
+    return key
 
-    def __init__(self, target: str, timeout: float = 10.0) -> None:
+
+def sign_body(key: RSAPrivateKey, body: bytes) -> str:
+    """The X-Sipgate-Signature of `body`: base64 RSA-SHA256 PKCS#1 v1.5, as sipgate signs."""
+    return base64.b64encode(key.sign(body, PKCS1v15(), SHA256())).decode()
+
+
+class Sender:
+    """POSTs form bodies over one kept-alive HTTP connection, reconnecting once on failure.
+
+    Credentials in the target URL become basic auth; with `sign_key` every body is signed.
+    """
+
+    def __init__(
+        self, target: str, timeout: float = 10.0, sign_key: RSAPrivateKey | None = None
+    ) -> None:
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"invalid target {target!r} (use e.g. http://localhost:9850/webhook)")
         self._path = parts.path or "/webhook"
+        host, port = parts.hostname, parts.port
         self._connect: Callable[[], http.client.HTTPConnection] = (
-            (lambda: http.client.HTTPSConnection(parts.netloc, timeout=timeout))
+            (lambda: http.client.HTTPSConnection(host, port, timeout=timeout))
             if parts.scheme == "https"
-            else (lambda: http.client.HTTPConnection(parts.netloc, timeout=timeout))
+            else (lambda: http.client.HTTPConnection(host, port, timeout=timeout))
         )
+        self._headers = {
+            "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
+            "User-Agent": "sipgate-exporter-simulator",
+        }
+        if parts.username is not None:
+            token = basic_auth_token(unquote(parts.username), unquote(parts.password or ""))
+            self._headers["Authorization"] = "Basic " + token.decode()
+        self._sign_key = sign_key
         self._connection: http.client.HTTPConnection | None = None
 
     def post(self, body: bytes) -> tuple[int, bytes]:
@@ -38,15 +81,7 @@ class Sender:
             if self._connection is None:
                 self._connection = self._connect()
             try:
-                self._connection.request(
-                    "POST",
-                    self._path,
-                    body,
-                    {
-                        "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
-                        "User-Agent": "sipgate-exporter-simulator",
-                    },
-                )
+                self._connection.request("POST", self._path, body, self._request_headers(body))
                 reply = self._connection.getresponse()
                 return reply.status, reply.read()
             except (OSError, http.client.HTTPException):
@@ -54,6 +89,11 @@ class Sender:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _request_headers(self, body: bytes) -> dict[str, str]:
+        if self._sign_key is None:
+            return self._headers
+        return {**self._headers, SIGNATURE_HEADER: sign_body(self._sign_key, body)}
 
     def close(self) -> None:
         """Drop the connection."""
@@ -207,7 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--target",
         default="http://localhost:9850/webhook",
-        help="webhook URL (default: %(default)s)",
+        help="webhook URL; http://user:password@host/webhook sends basic auth "
+        "(default: %(default)s)",
+    )
+    add(
+        "--sign-key",
+        metavar="PATH",
+        help="PEM RSA private key to sign each body with, for an exporter whose "
+        "--webhook.signature-key is its public key (default: unsigned)",
     )
     add(
         "--rate",
@@ -299,7 +346,8 @@ def main(argv: Sequence[str]) -> int:
     """Run the simulator; exit status 1 if any request failed."""
     args = build_parser().parse_args(list(argv))
     try:
-        sender = Sender(args.target)
+        sign_key = load_signing_key(args.sign_key) if args.sign_key else None
+        sender = Sender(args.target, sign_key=sign_key)
     except ValueError as error:
         print(f"sipgate-exporter simulate: error: {error}", file=sys.stderr)
         return 2
@@ -309,7 +357,9 @@ def main(argv: Sequence[str]) -> int:
         if args.calls
         else (f"{args.duration:g}s" if args.duration else "until interrupted")
     )
-    print(f"simulating to {args.target} at speed {args.speed:g}, {bound}", file=sys.stderr)
+    parts = urlsplit(args.target)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password
+    print(f"simulating to {shown} at speed {args.speed:g}, {bound}", file=sys.stderr)
     tally = run(
         planner, sender, args.speed, args.calls, args.duration, sys.stderr, args.progress_interval
     )

@@ -8,15 +8,19 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exporter.calls import CallTracker
 from exporter.events import NewCall, parse_event
+from exporter.guard import Guard, basic_auth_token
 from exporter.metrics import create_registry, new_statistics
 from exporter.server import Server
-from exporter.simulate import Sender, build_parser, profile_from, run
+from exporter.simulate import Sender, build_parser, main, profile_from, run
 from exporter.traffic import PlannedCall, TrafficPlanner, TrafficProfile
 from exporter.web import create_app
 
@@ -155,3 +159,58 @@ def test_unreachable_target_is_counted_not_raised() -> None:
     )
     assert tally.errors["connection"] > 0
     assert sum(tally.calls.values()) == 0
+
+
+@pytest.fixture
+def guarded_url() -> Iterator[tuple[str, rsa.RSAPrivateKey, CallTracker]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tracker = CallTracker(new_statistics(), forward_grace=GRACE, expire_after=EXPIRE)
+    guard = Guard(signature_key=key.public_key(), basic_auth=basic_auth_token("sim", "p@ss"))
+    app = create_app(tracker, create_registry(tracker, process_metrics=False), guard=guard)
+    server = Server(app, "127.0.0.1", 0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.port}/webhook", key, tracker
+    server.stop()
+    thread.join(timeout=15)
+
+
+def test_signed_run_with_basic_auth_in_the_target_is_accepted(
+    guarded_url: tuple[str, rsa.RSAPrivateKey, CallTracker],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    address, key, tracker = guarded_url
+    key_file = tmp_path / "sign.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    flags = ["--rate", "6000", "--speed", "1000", "--calls", "20", "--seed", "4"]
+    target = f"http://sim:p%40ss@{address}"
+    assert main(["--target", target, "--sign-key", str(key_file), *flags]) == 0
+    assert sum(tracker.stats.calls_started.values()) == 20
+    captured = capsys.readouterr()
+    assert "errors: none" in captured.out
+    assert "p%40ss" not in captured.err
+
+    assert main(["--target", target, *flags]) == 1  # unsigned
+    assert "http_403" in capsys.readouterr().out
+    assert main(["--target", f"http://{address}", "--sign-key", str(key_file), *flags]) == 1
+    assert "http_401" in capsys.readouterr().out
+    assert sum(tracker.stats.calls_started.values()) == 20
+
+
+@pytest.mark.parametrize("content", [b"", b"-----BEGIN PUBLIC KEY-----\n"], ids=["empty", "public"])
+def test_bad_sign_key_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    key_file = tmp_path / "sign.pem"
+    key_file.write_bytes(content)
+    assert main(["--sign-key", str(key_file), "--calls", "1"]) == 2
+    assert "is not an unencrypted PEM private key" in capsys.readouterr().err
+    assert main(["--sign-key", str(tmp_path / "missing.pem"), "--calls", "1"]) == 2
+    assert "cannot read key file" in capsys.readouterr().err
