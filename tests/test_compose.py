@@ -134,3 +134,16 @@ def test_image_is_slim_non_root_and_healthchecked() -> None:
     assert 'ENTRYPOINT ["sipgate-exporter"]' in dockerfile
     assert "SIPGATE_EXPORTER_STATE_PATH=/data/" in dockerfile
     assert re.search(r"^VOLUME /data$", dockerfile, flags=re.MULTILINE)
+
+
+def test_signature_check_is_on_unless_turned_off_for_the_demo(
+    resolved: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variable = "SIPGATE_EXPORTER_WEBHOOK_VERIFY_SIGNATURE"
+    if variable not in os.environ:
+        assert resolved["services"]["exporter"]["environment"][variable] == "true"
+    monkeypatch.setenv(variable, "false")
+    result = compose("--profile", "demo", "config", "--format", "yaml")
+    assert result.returncode == 0, result.stderr
+    exporter = yaml.safe_load(result.stdout)["services"]["exporter"]
+    assert exporter["environment"][variable] == "false"
