@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 T = TypeVar("T")
 
@@ -42,15 +44,15 @@ _UNITS_MS: Final = {
     "s": 1000,
     "ms": 1,
 }
-# Units used to write a scaled duration back, largest first; weeks and years would hide
-# remainders that Prometheus must not round.
+# Units to write a scaled duration with, largest first: any whole number of milliseconds comes
+# out exact, and 2h48m reads better than 168m.
 _OUTPUT_UNITS: Final = (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1))
 _DURATION: Final = r"(?:\d+(?:ms|[ywdhms]))+"
 _DURATION_PART: Final = re.compile(r"(\d+)(ms|[ywdhms])")
 # A range or subquery selector: [5m] or [1h:30s] or [1h:].
 _RANGE: Final = re.compile(rf"\[\s*({_DURATION})\s*(?::\s*({_DURATION})?\s*)?\]")
 _OFFSET: Final = re.compile(rf"\boffset(\s+)(-?)({_DURATION})\b")
-# Rule keys whose value is a duration, and those whose values hold PromQL.
+# Rule keys whose value is a single duration.
 _DURATION_KEYS: Final = ("for", "keep_firing_for")
 
 
@@ -128,9 +130,7 @@ def rewrite_prometheus_config(
     scraped at an address that does not exist here.
     """
     config: dict[str, Any] = copy.deepcopy(dict(shipped))
-    config.setdefault("global", {}).update(
-        scrape_interval=interval, evaluation_interval=interval
-    )
+    config.setdefault("global", {}).update(scrape_interval=interval, evaluation_interval=interval)
 
     def rewrite(static_configs: list[dict[str, Any]]) -> None:
         for static in static_configs:
@@ -174,15 +174,39 @@ def parse_summary(stdout: str) -> dict[tuple[str, str], int]:
     return rows
 
 
+def write_key_pair(directory: Path) -> tuple[Path, Path]:
+    """Write a fresh RSA key pair as PEM files; return (private key, public key) paths.
+
+    The simulator signs every webhook with the private key like sipgate does, and the exporter
+    checks the signature with the public one, as it does by default with sipgate's own key.
+    """
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = directory / "signing-key.pem", directory / "signing-key.pub.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
 # --- ports, binaries, processes, polling --------------------------------------------------------
 
 
-def free_port() -> int:
-    """Return a loopback port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """Return count distinct loopback ports that were free a moment ago."""
+    with contextlib.ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))  # all bound at once, so no port comes twice
+        return [int(probe.getsockname()[1]) for probe in probes]
 
 
 def binary(*names: str, package: str) -> str:
@@ -238,7 +262,7 @@ def service(name: str, argv: Sequence[str], workdir: Path, cwd: Path) -> Iterato
 
 
 def poll(
-    probe: Callable[[], T | None | bool],
+    probe: Callable[[], T | bool | None],
     timeout: float,
     interval: float = 0.25,
     alive: Sequence[Service] = (),
@@ -257,7 +281,7 @@ def poll(
 
 
 def wait_for(
-    probe: Callable[[], T | None | bool],
+    probe: Callable[[], T | bool | None],
     timeout: float,
     what: str,
     alive: Sequence[Service] = (),
@@ -332,9 +356,7 @@ def query_scalar(base_url: str, expr: str, at: float | None = None) -> float | N
 def rule_evaluated_after(base_url: str, moment: float) -> bool:
     """Tell whether every alerting rule group was evaluated after the Unix time moment."""
     groups = get_json(f"{base_url}/api/v1/rules?type=alert")["data"]["groups"]
-    return bool(groups) and all(
-        parse_rfc3339(group["lastEvaluation"]) > moment for group in groups
-    )
+    return bool(groups) and all(parse_rfc3339(group["lastEvaluation"]) > moment for group in groups)
 
 
 def parse_rfc3339(text: str) -> float:
