@@ -10,7 +10,7 @@ from typing import Final
 
 from exporter.calls import CallTracker
 from exporter.events import InvalidEventError, Limits, parse_event
-from exporter.state import EVENT, SWEEP, StateStore, move_aside
+from exporter.state import EVENT, SWEEP, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +22,10 @@ MAX_JOURNAL: Final = 100_000
 
 def open_durable(tracker: CallTracker, path: Path, sync: str, reset: bool) -> StateStore:
     """Restore `tracker` from `path` and journal to it from now on; raise StateError."""
-    if reset:
-        moved = move_aside(path)
-        if moved is not None:
-            log.warning("moved state file %s aside to %s; starting fresh", path, moved)
     started = time.monotonic()
-    store = StateStore(path, sync)
+    store = StateStore(path, sync, reset)
+    if store.moved_aside is not None:
+        log.warning("moved state file %s aside to %s; starting fresh", path, store.moved_aside)
     try:
         replayed = replay(tracker, store)
     except BaseException:

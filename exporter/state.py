@@ -62,10 +62,12 @@ class JournalEntry:
 class StateStore:
     """One exporter's state file, locked against a second exporter."""
 
-    def __init__(self, path: Path, sync: str = "normal") -> None:
+    def __init__(self, path: Path, sync: str = "normal", reset: bool = False) -> None:
         self.path = path
         self._lock_file = _lock(path)
         try:
+            # Only under the lock: a reset must never move a running exporter's file away.
+            self.moved_aside = move_aside(path) if reset else None
             self._db = _connect(path, sync)
         except Exception:
             self._lock_file.close()
