@@ -137,6 +137,12 @@ class Journal(Protocol):
     def record_sweep(self, at: float) -> None:
         """Keep the time of a sweep that ended calls."""
 
+    def record_rejection(self, reason: str, code: int) -> None:
+        """Keep a request refused before it became an event."""
+
+    def record_error(self, event: str) -> None:
+        """Keep a request that failed after it was parsed."""
+
     def position(self) -> int:
         """How far the journal got: the last record written."""
 
@@ -185,12 +191,16 @@ class CallTracker:
     def record_rejection(self, reason: str, code: int) -> None:
         """Count a request refused before it became an event."""
         with self._lock:
+            if self.journal is not None:
+                self.journal.record_rejection(reason, code)
             self.stats.rejected[reason] += 1
             self.stats.requests[("invalid", str(code))] += 1
 
     def record_error(self, event: str) -> None:
         """Count a request that failed after it was parsed."""
         with self._lock:
+            if self.journal is not None:
+                self.journal.record_error(event)
             self.stats.requests[(event, "500")] += 1
 
     def observe_request(self, seconds: float) -> None:

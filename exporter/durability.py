@@ -10,7 +10,7 @@ from typing import Final
 
 from exporter.calls import CallTracker
 from exporter.events import InvalidEventError, Limits, parse_event
-from exporter.state import EVENT, SWEEP, StateStore
+from exporter.state import ERROR, EVENT, REJECTION, SWEEP, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ def replay(tracker: CallTracker, store: StateStore) -> int:
     for entry in entries:
         if entry.kind == SWEEP:
             tracker.sweep(entry.at)
+        elif entry.kind == REJECTION and entry.body is not None:
+            reason, code = entry.body.decode().split(" ")
+            tracker.record_rejection(reason, int(code))
+        elif entry.kind == ERROR and entry.body is not None:
+            tracker.record_error(entry.body.decode())
         elif entry.kind == EVENT and entry.body is not None:
             try:
                 event = parse_event(entry.body, _REPLAY_LIMITS)

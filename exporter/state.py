@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION: Final = 1
 EVENT: Final = 1
 SWEEP: Final = 2
+REJECTION: Final = 3
+ERROR: Final = 4
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot (
@@ -99,6 +101,14 @@ class StateStore:
     def record_sweep(self, at: float) -> None:
         """Append a sweep that ended calls."""
         self._append(SWEEP, at, None)
+
+    def record_rejection(self, reason: str, code: int) -> None:
+        """Append a refused request, so that its counters never go back after a crash."""
+        self._append(REJECTION, time.time(), f"{reason} {code}".encode())
+
+    def record_error(self, event: str) -> None:
+        """Append a request that failed after parsing."""
+        self._append(ERROR, time.time(), event.encode())
 
     def position(self) -> int:
         """Sequence number of the last journal record."""
@@ -179,6 +189,13 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(check)
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in tables:
+                db.close()
+                raise StateError(
+                    f"{path} is an SQLite file of another program, not an exporter state file; "
+                    "point --state.path elsewhere"
+                )
         db.executescript(_SCHEMA)
         version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as error:

@@ -96,8 +96,7 @@ class Statistics:
             "rejected": _pairs(self.rejected),
             "wait": [[*key, h.counts, h.total] for key, h in self.wait.items()],
             "duration": [[*key, h.counts, h.total] for key, h in self.duration.items()],
-            "request_duration": [self.request_duration.counts, self.request_duration.total],
-            "buckets": [self.wait_buckets, self.duration_buckets, self.request_buckets],
+            "buckets": [self.wait_buckets, self.duration_buckets],
             "dtmf_events": self.dtmf_events,
             "last_received": self.last_received,
             "evicted": self.evicted,
@@ -114,16 +113,14 @@ class Statistics:
         self.dtmf_events = data["dtmf_events"]
         self.last_received = data["last_received"]
         self.evicted = data["evicted"]
-        wait_bounds, duration_bounds, request_bounds = (tuple(b) for b in data["buckets"])
-        self.wait, self.duration = {}, {}
+        # Request durations are the process's own, like its CPU time: they start at zero.
         self.request_duration = Histogram(self.request_buckets)
+        wait_bounds, duration_bounds = (tuple(bounds) for bounds in data["buckets"])
+        self.wait, self.duration = {}, {}
         if wait_bounds == self.wait_buckets:
             self.wait = _histograms(data["wait"], self.wait_buckets)
         if duration_bounds == self.duration_buckets:
             self.duration = _histograms(data["duration"], self.duration_buckets)
-        if request_bounds == self.request_buckets:
-            counts, total = data["request_duration"]
-            self.request_duration = _histogram(self.request_buckets, counts, total)
 
     def copy(self) -> Statistics:
         """A copy that later updates do not touch."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -185,3 +186,31 @@ def test_replay_after_any_snapshot_rebuilds_the_same_state(path: Path, seed: int
     actual, _ = restored.export_state()
     assert actual == expected
     assert sum(actual["stats"]["calls_started"][i][1] for i in range(2)) > 50
+
+
+def test_rejections_and_errors_survive_without_a_snapshot(path: Path) -> None:
+    tracker = fresh_tracker()
+    store = open_durable(tracker, path, "normal", reset=False)
+    tracker.record_rejection("signature", 403)
+    tracker.record_rejection("signature", 403)
+    tracker.record_error("hangup")
+    tracker.observe_request(0.01)
+    store.close()
+    restored = fresh_tracker()
+    open_durable(restored, path, "normal", reset=False).close()
+    assert restored.stats.rejected == {"signature": 2}
+    assert restored.stats.requests == {("invalid", "403"): 2, ("hangup", "500"): 1}
+    # Request durations belong to the process, like its CPU time.
+    assert restored.stats.request_duration.count == 0
+
+
+def test_another_programs_database_is_refused(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE customers (name TEXT)")
+    other.commit()
+    other.close()
+    with pytest.raises(StateError, match="another program"):
+        StateStore(path)
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("customers",)]
