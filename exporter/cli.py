@@ -13,11 +13,13 @@ from urllib.parse import urlsplit
 from exporter import __version__, simulate
 from exporter.calls import CallTracker
 from exporter.config import Config, ConfigError, parse_config
+from exporter.durability import Snapshotter, open_durable
 from exporter.events import Limits
 from exporter.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.logs import setup_logging
 from exporter.metrics import create_registry, new_statistics
 from exporter.server import Server, ServerGroup, Sweeper, stop_on_signals
+from exporter.state import StateError
 from exporter.web import create_app, create_metrics_app, log_call_ended
 
 log = logging.getLogger(__name__)
@@ -32,9 +34,10 @@ def build_guard(config: Config) -> Guard:
     return Guard(config.max_body_bytes, key, token, config.allowed_networks, config.trusted_proxies)
 
 
-def build_server(config: Config) -> tuple[ServerGroup, Sweeper]:
+def build_server(
+    config: Config, tracker: CallTracker, snapshotter: Snapshotter | None = None
+) -> tuple[ServerGroup, Sweeper]:
     """The HTTP servers (webhook, and metrics if separate) and the background sweeper."""
-    tracker = CallTracker(new_statistics(), config.forward_grace, config.expire_after)
     registry = create_registry(tracker)
     separate = config.metrics_address is not None
     app = create_app(
@@ -67,6 +70,8 @@ def build_server(config: Config) -> tuple[ServerGroup, Sweeper]:
     def sweep() -> None:
         for call in tracker.sweep(time.time()):
             log_call_ended(call)
+        if snapshotter is not None:
+            snapshotter.maybe_snapshot()
 
     return ServerGroup(servers), Sweeper(sweep)
 
@@ -92,8 +97,21 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     setup_logging(config.log_level, config.log_format)
     log.info("starting sipgate-exporter %s", __version__)
     _warn_about_security(config)
+    tracker = CallTracker(
+        new_statistics(), config.forward_grace, config.expire_after, config.max_open_calls
+    )
+    store = snapshotter = None
+    if config.state_path is not None:
+        try:
+            store = open_durable(tracker, config.state_path, config.state_sync, config.state_reset)
+        except StateError as error:
+            log.error("%s", error)
+            return 1
+        snapshotter = Snapshotter(tracker, store, config.snapshot_interval)
+    else:
+        log.warning("--state.path is empty: statistics start from zero at every restart")
     try:
-        server, sweeper = build_server(config)
+        server, sweeper = build_server(config, tracker, snapshotter)
     except OSError as error:
         log.error(
             "cannot listen on %s: %s%s",
@@ -108,6 +126,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         server.run()
     finally:
         sweeper.stop()
+        if store is not None and snapshotter is not None:
+            snapshotter.snapshot(force=True)
+            store.close()
     log.info("stopped")
     return 0
 

@@ -6,6 +6,7 @@ import argparse
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +26,8 @@ _SIZE: Final = re.compile(r"(\d+)(B|KiB|MiB)?")
 _UNIT_BYTES: Final = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 # Environment only: a flag value would show in `ps`.
 PASSWORD_ENV: Final = ENV_PREFIX + "WEBHOOK_BASIC_AUTH_PASSWORD"
+DEFAULT_STATE_PATH: Final = "data/sipgate-exporter.db"
+STATE_SYNC_MODES: Final = ("normal", "full")
 
 
 class ConfigError(ValueError):
@@ -54,6 +57,11 @@ class Config:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_fields: int = DEFAULT_LIMITS.max_fields
     max_users: int = DEFAULT_LIMITS.max_users
+    max_open_calls: int = 100_000
+    state_path: Path | None = Path(DEFAULT_STATE_PATH)
+    snapshot_interval: float = 30.0
+    state_sync: str = "normal"
+    state_reset: bool = False
 
 
 def parse_duration(text: str) -> float:
@@ -130,6 +138,10 @@ def _read_secret(path: str) -> str:
     if not secret:
         raise ValueError(f"password file {path!r} is empty")
     return secret
+
+
+def _state_path(text: str) -> Path | None:
+    return Path(text) if text else None
 
 
 def _positive_int(text: str) -> int:
@@ -294,6 +306,44 @@ FLAGS: Final = (
         "text",
         "log line format: " + ", ".join(LOG_FORMATS),
     ),
+    _Flag(
+        "calls.max-open",
+        "max_open_calls",
+        _positive_int,
+        "100000",
+        "most calls kept in progress; past it the oldest call ends as 'expired' and "
+        "sipgate_calls_evicted_total counts it",
+    ),
+    _Flag(
+        "state.path",
+        "state_path",
+        _state_path,
+        DEFAULT_STATE_PATH,
+        "SQLite file that keeps statistics and calls in progress across restarts; "
+        "empty turns persistence off",
+    ),
+    _Flag(
+        "state.snapshot-interval",
+        "snapshot_interval",
+        _timeout,
+        "30s",
+        "how often the whole state is written, replacing the journal of events before it",
+    ),
+    _Flag(
+        "state.sync",
+        "state_sync",
+        _choice(STATE_SYNC_MODES),
+        "normal",
+        "normal: every acknowledged event survives a crash of the exporter; "
+        "full: also a crash of the machine, at the cost of a disk flush per event",
+    ),
+    _Flag(
+        "state.reset",
+        "state_reset",
+        parse_bool,
+        "false",
+        "move an existing state file aside (renamed *.old) and start with empty statistics",
+    ),
 )
 
 
@@ -311,11 +361,16 @@ def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
     )
     for flag in FLAGS:
         shown = flag.shown_default or (repr(flag.default) if flag.default == "" else flag.default)
+        # A boolean flag alone means true, as in `--state.reset`.
+        boolean: dict[str, Any] = (
+            {"nargs": "?", "const": "true"} if flag.parse is parse_bool else {}
+        )
         parser.add_argument(
             f"--{flag.name}",
             dest=flag.field,
             metavar=flag.name.split(".")[-1].upper(),
             help=f"{flag.help} (default: {shown}; env {flag.env})",
+            **boolean,
         )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser

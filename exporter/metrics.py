@@ -167,6 +167,12 @@ class StatisticsCollector(Collector):
             ["event"],
             _keyed(stats.unmatched, [(name,) for name in EVENT_NAMES]),
         )
+        yield _counter(
+            "sipgate_calls_evicted_total",
+            "Calls ended as expired early because --calls.max-open calls were in progress.",
+            [],
+            [((), stats.evicted)],
+        )
         info = GaugeMetricFamily(
             "sipgate_exporter_build_info", "Build information; always 1.", labels=["version"]
         )
