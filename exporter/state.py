@@ -75,8 +75,10 @@ class StateStore:
             self._lock_file.close()
             raise
         self._write_lock = threading.Lock()
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
-        self._position: int = row[0] if row else 0
+        self._position: int = self._db.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM journal), 0),"
+            " coalesce((SELECT position FROM snapshot WHERE id = 1), 0))"
+        ).fetchone()[0]
         self.journal_length: int = self._db.execute("SELECT count(*) FROM journal").fetchone()[0]
 
     def load(self) -> tuple[dict[str, Any] | None, Iterator[JournalEntry]]:

@@ -24,6 +24,7 @@ CONTRACT = {
     "sipgate_webhook_request_duration_seconds": ("histogram", set()),
     "sipgate_webhook_last_received_timestamp_seconds": ("gauge", set()),
     "sipgate_events_unmatched": ("counter", {"event"}),
+    "sipgate_calls_evicted": ("counter", set()),
     "sipgate_exporter_build_info": ("gauge", {"version"}),
 }
 

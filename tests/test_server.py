@@ -338,6 +338,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
             f"--calls.forward-grace={GRACE:g}s",
             f"--calls.expire-after={EXPIRE:g}s",
             "--webhook.verify-signature=false",  # these tests post unsigned events
+            f"--state.path={tmp_path / f'state-{len(programs)}.db'}",
             *flags,
         ]
         with log.open("wb") as stderr:
@@ -469,7 +470,7 @@ def test_request_on_a_kept_alive_connection_at_sigterm_is_answered(start: Start)
 
 def run_exporter(*flags: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*EXPORTER, *flags],
+        [*EXPORTER, "--state.path=", *flags],
         capture_output=True,
         text=True,
         timeout=30,
