@@ -1,0 +1,99 @@
+"""In-process costs with many open calls: the expiry sweep, and a snapshot of the state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from bench.stats import median
+from exporter.calls import CallTracker, EndedCall
+from exporter.events import NewCall
+from exporter.logs import setup_logging
+from exporter.metrics import new_statistics
+from exporter.state import StateStore
+from exporter.web import log_call_ended
+
+START: Final = 1_800_000_000.0
+FORWARD_GRACE: Final = 10.0
+EXPIRE_AFTER: Final = 4 * 3600.0
+IDLE_SWEEPS: Final = 200
+
+
+@dataclass
+class Expiry:
+    """Seconds per repetition: sweeps that end nothing / everything, logging, snapshots."""
+
+    nothing: list[float]
+    everything: list[float]
+    logging: list[float]
+    snapshot_lock: list[float]
+    snapshot_total: list[float]
+
+
+def open_tracker(open_calls: int) -> CallTracker:
+    """A tracker holding `open_calls` calls that rang at START and never ended."""
+    tracker = CallTracker(new_statistics(), FORWARD_GRACE, EXPIRE_AFTER)
+    for number in range(open_calls):
+        tracker.handle(NewCall(f"open-{number}", "in", users=("Alice",)), START)
+    return tracker
+
+
+def measure(workdir: Path, open_calls: int, repetitions: int) -> Expiry:
+    """Time the sweeps, the exporter's log line per ended call, and a snapshot."""
+    result = Expiry([], [], [], [], [])
+    for number in range(repetitions):
+        tracker = open_tracker(open_calls)
+        locked, total = _snapshot(tracker, workdir / f"snapshot-{number}.db")
+        result.snapshot_lock.append(locked)
+        result.snapshot_total.append(total)
+        result.nothing.append(_idle_sweep(tracker))
+        started = time.perf_counter()
+        ended = tracker.sweep(START + EXPIRE_AFTER + 1.0)
+        result.everything.append(time.perf_counter() - started)
+        if len(ended) != open_calls:
+            raise RuntimeError(f"the sweep ended {len(ended)} of {open_calls} calls")
+        result.logging.append(_log_seconds(ended))
+    return result
+
+
+def _idle_sweep(tracker: CallTracker) -> float:
+    """Median seconds of a sweep that ends nothing: the one the sweeper runs every second."""
+    times = []
+    for _ in range(IDLE_SWEEPS):
+        started = time.perf_counter()
+        tracker.sweep(START + 60.0)
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def _snapshot(tracker: CallTracker, path: Path) -> tuple[float, float]:
+    """Seconds in export_state (under the tracker's lock), and in the whole snapshot."""
+    store = StateStore(path)
+    try:
+        started = time.perf_counter()
+        state, position = tracker.export_state()
+        exported = time.perf_counter()
+        store.save_snapshot(state, position)
+        return exported - started, time.perf_counter() - started
+    finally:
+        store.close()
+
+
+def _log_seconds(ended: tuple[EndedCall, ...]) -> float:
+    """What cli's sweeper adds: one info line per ended call, to a discarded stream."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    with open(os.devnull, "w", encoding="utf-8") as sink:
+        setup_logging("info", "text", sink)
+        try:
+            started = time.perf_counter()
+            for call in ended:
+                log_call_ended(call)
+            return time.perf_counter() - started
+        finally:
+            root.handlers[:], level = saved
+            root.setLevel(level)

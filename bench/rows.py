@@ -1,0 +1,151 @@
+"""Turn the measurements into table rows: medians, paired ratios and the issue's bars."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from bench.expiry import Expiry
+from bench.load import Latency, Saturation
+from bench.memory import Memory
+from bench.report import Bar, Row
+from bench.restart import Restart
+from bench.stats import median, paired_ratio
+from bench.targets import BASELINE, DEFAULT, DURABLE, TARGETS
+
+THROUGHPUT_BAR: Final = Bar("≥ 0.85", 0.85, at_least=True)
+P99_BAR: Final = Bar("≤ 1.5", 1.5, at_least=False)
+SCRAPED_BAR: Final = Bar("≥ 0.95", 0.95, at_least=True)
+BYTES_PER_CALL: Final = 2048.0
+MEMORY_BAR: Final = Bar("≤ 2 KiB/call", BYTES_PER_CALL, at_least=False, on_ratio=False)
+READY_BAR: Final = Bar("≤ 2 s", 2.0, at_least=False, on_ratio=False)
+BARRED: Final = (DURABLE, DEFAULT)
+
+WEBHOOK: Final = "1. Webhook"
+SCRAPE: Final = "2. Scrape"
+MEMORY: Final = "3. Memory"
+RESTART: Final = "4. Restart"
+EXPIRY: Final = "5. Expiry and snapshots (in-process)"
+
+
+def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
+    """Throughput per target, then newCall p50 and p99 at the fixed load."""
+    rows = []
+    base = saturation.throughput[BASELINE.name]
+    for target in TARGETS[1:]:
+        values = saturation.throughput[target.name]
+        bar = THROUGHPUT_BAR if target in BARRED else None
+        rows.append(_paired(WEBHOOK, f"throughput, {target.label}", "req/s", base, values, bar))
+    for name, percentiles in (("p50", latency.p50), ("p99", latency.p99)):
+        base = percentiles[BASELINE.name]
+        for target in TARGETS[1:]:
+            bar = P99_BAR if name == "p99" and target in BARRED else None
+            measure = f"newCall {name} at {latency.rate:,.0f} req/s, {target.label}"
+            rows.append(_paired(WEBHOOK, measure, "s", base, percentiles[target.name], bar))
+    return rows
+
+
+def scrape_rows(saturation: Saturation) -> list[Row]:
+    """/metrics render time against the baseline's, and throughput while scraped."""
+    size, series = saturation.page
+    render = _paired(
+        SCRAPE,
+        f"GET /metrics, defaults ({series} series, {size:,} bytes)",
+        "s",
+        saturation.render[BASELINE.name],
+        saturation.render[DEFAULT.name],
+        None,
+    )
+    scraped = _paired(
+        SCRAPE,
+        f"throughput while scraped every 1 s ({median(saturation.scrapes):.0f} scrapes), defaults",
+        "req/s",
+        saturation.throughput[DEFAULT.name],
+        saturation.scraped,
+        SCRAPED_BAR,
+        reference_name="unscraped",
+    )
+    return [render, scraped]
+
+
+def memory_rows(memory: Memory) -> list[Row]:
+    """RSS by open calls against the idle baseline, and bytes per open call against the bar."""
+    rows = [
+        Row(
+            MEMORY,
+            f"RSS, {calls:,} open calls",
+            "B",
+            memory.baseline,
+            "baseline idle",
+            rss,
+            rss / memory.baseline,
+        )
+        for calls, rss in memory.by_open_calls.items()
+    ]
+    per_call = memory.bytes_per_call()
+    rows.append(
+        Row(
+            MEMORY,
+            "RSS per open call",
+            "B",
+            BYTES_PER_CALL,
+            "bar",
+            per_call,
+            per_call / BYTES_PER_CALL,
+            MEMORY_BAR,
+        )
+    )
+    return rows
+
+
+def restart_rows(restart: Restart, journal: int) -> list[Row]:
+    """Start to /-/ready, empty and with the big state, against the baseline's start."""
+    loaded = f"ready with {restart.open_calls:,.0f} open calls + {journal:,} journal records"
+    return [
+        _paired(RESTART, "ready, empty state", "s", restart.baseline, restart.empty, None),
+        _paired(RESTART, loaded, "s", restart.baseline, restart.loaded, READY_BAR),
+    ]
+
+
+def expiry_rows(expiry: Expiry, open_calls: int, baseline_throughput: float) -> list[Row]:
+    """In-process costs, as multiples of one baseline request's share of the server's time."""
+    request = 1.0 / baseline_throughput
+    measures = (
+        (f"sweep, {open_calls:,} open, none expire", expiry.nothing),
+        (f"sweep, {open_calls:,} open, all expire (tracker lock held)", expiry.everything),
+        (f"  + cli's log line per expired call ({open_calls:,} lines)", expiry.logging),
+        (f"snapshot, {open_calls:,} open: export_state (tracker lock held)", expiry.snapshot_lock),
+        (f"snapshot, {open_calls:,} open: total with JSON, zlib, SQLite", expiry.snapshot_total),
+    )
+    return [
+        Row(
+            EXPIRY,
+            measure,
+            "s",
+            request,
+            "1 baseline request",
+            median(values),
+            median(values) / request,
+        )
+        for measure, values in measures
+    ]
+
+
+def _paired(
+    section: str,
+    measure: str,
+    unit: str,
+    references: list[float],
+    values: list[float],
+    bar: Bar | None,
+    reference_name: str = "baseline",
+) -> Row:
+    return Row(
+        section,
+        measure,
+        unit,
+        median(references),
+        reference_name,
+        median(values),
+        paired_ratio(values, references),
+        bar,
+    )

@@ -1,0 +1,39 @@
+"""How long and how big: the full benchmark and the quick smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Durations, repetitions and sizes of one benchmark run."""
+
+    seconds: int = 5
+    repetitions: int = 3
+    connections: int = 8
+    threads: int = 4
+    # The fixed offered load for latency, as a share of the slowest saturated throughput.
+    latency_load: float = 0.25
+    corpus_events: int = 40_000
+    # Enough signed bodies that one run at saturation never starts over (ids would repeat).
+    signed_events_per_second: int = 7_000
+    render_samples: int = 20
+    memory_steps: tuple[int, ...] = (10_000, 100_000)
+    restart_open_calls: int = 100_000
+    restart_journal: int = 99_999
+    expiry_open_calls: int = 100_000
+
+
+FULL = Settings()
+QUICK = Settings(
+    seconds=1,
+    repetitions=1,
+    corpus_events=6_000,
+    signed_events_per_second=2_500,
+    render_samples=3,
+    memory_steps=(1_000, 4_000),
+    restart_open_calls=2_000,
+    restart_journal=2_000,
+    expiry_open_calls=5_000,
+)
