@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 ARGS ?=
 # Debian packages whose programs the tests run for real.
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
-	prometheus-alertmanager:prometheus-alertmanager
+	prometheus-alertmanager:prometheus-alertmanager wrk:wrk
 
-.PHONY: run test lint unit system-deps current-prometheus clean
+.PHONY: run test lint unit system-deps current-prometheus bench clean
 
 $(BIN)/sipgate-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ current-prometheus:
 	.ci/current-prometheus-tools
 
 test: system-deps current-prometheus lint unit
+
+# Benchmarks against a bare Bottle-on-waitress baseline; writes bench/RESULTS.md (bench/README.md).
+bench: $(BIN)/sipgate-exporter
+	@command -v wrk >/dev/null 2>&1 || { \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing Debian package: wrk"; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache .hypothesis

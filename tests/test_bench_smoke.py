@@ -1,0 +1,55 @@
+"""A quick run of the benchmark harness: the table comes out whole, with sane ratios.
+
+It checks the harness, not the exporter's speed: figures from one-second runs mean nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed")
+
+# Rows per numbered section: webhook, scrape, memory, restart, expiry.
+ROWS_PER_SECTION = {"1": 9, "2": 2, "3": 4, "4": 2, "5": 5}
+
+
+def table_rows(markdown: str) -> dict[str, list[list[str]]]:
+    """Rows of the results table by section number, each as its cells."""
+    sections: dict[str, list[list[str]]] = {}
+    current = ""
+    for line in markdown.splitlines():
+        if not line.startswith("| ") or line.startswith("| Measure"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        if cells[0].startswith("**"):
+            current = cells[0].strip("*").partition(".")[0]
+            continue
+        sections.setdefault(current, []).append(cells)
+    return sections
+
+
+def test_quick_run_writes_every_row_with_positive_ratios(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "RESULTS.md"
+
+    assert main(["--quick", "--out", str(out)]) == 0
+
+    printed = capsys.readouterr().out
+    sections = table_rows(out.read_text(encoding="utf-8"))
+    assert {name: len(rows) for name, rows in sections.items()} == ROWS_PER_SECTION
+    for rows in sections.values():
+        for cells in rows:
+            ratio = float(cells[3])
+            assert ratio > 0, cells
+            assert math.isfinite(ratio), cells
+            assert cells[0] in printed
+    text = out.read_text(encoding="utf-8")
+    for field in ("cores (nproc)", "CPU", "Python", "command"):
+        assert f"**{field}:**" in text
