@@ -57,7 +57,7 @@ def cells(row: Row) -> tuple[str, ...]:
         row.measure,
         f"{quantity(row.reference, row.unit)} ({row.reference_name})",
         quantity(row.value, row.unit),
-        f"{row.ratio:.2f}",
+        f"{row.ratio:,.0f}" if row.ratio >= 100 else f"{row.ratio:.3g}",
         row.bar.text if row.bar else "",
         row.verdict(),
     )

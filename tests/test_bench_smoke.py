@@ -46,7 +46,7 @@ def test_quick_run_writes_every_row_with_positive_ratios(
     assert {name: len(rows) for name, rows in sections.items()} == ROWS_PER_SECTION
     for rows in sections.values():
         for cells in rows:
-            ratio = float(cells[3])
+            ratio = float(cells[3].replace(",", ""))
             assert ratio > 0, cells
             assert math.isfinite(ratio), cells
             assert cells[0] in printed
