@@ -132,3 +132,41 @@ def test_every_alert_has_a_unit_test_that_fires() -> None:
     }
     missing = {rule["alert"] for rule in _alerts()} - fired
     assert not missing, f"alerts without a promtool test that expects them to fire: {missing}"
+
+
+def _recorded_names() -> set[str]:
+    """The names of every recording rule."""
+    return {
+        rule["record"]
+        for path in RULE_FILES
+        for group in _load(path)["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+
+
+@pytest.mark.parametrize("name", ["SipgateMissedCallSpike", "SipgateMissedCallRatioHigh"])
+def test_missed_call_alerts_fire_per_line(name: str) -> None:
+    rule = next(rule for rule in _alerts() if rule["alert"] == name)
+    recorded = _recorded_names()
+    used = {token for token in re.findall(r"[a-zA-Z_:][\w:]*", rule["expr"]) if token in recorded}
+    calls = {token for token in used if "sipgate_calls" in token}
+    assert calls, f"{name} uses no recorded call series"
+    # level:metric:operations; the level names the labels the series keeps.
+    not_per_line = sorted(t for t in calls if "line" not in t.split(":")[0].split("_"))
+    assert not not_per_line, f"{name} uses series summed over all lines: {not_per_line}"
+    assert "$labels.line" in rule["annotations"]["description"], f"{name}: name the line"
+
+
+def test_per_line_recording_rules_keep_line_and_direction() -> None:
+    rules = [
+        rule
+        for group in _load(RULES_DIR / "sipgate.rules.yml")["groups"]
+        for rule in group["rules"]
+        if rule.get("record", "").startswith("direction_line")
+    ]
+    assert {r["record"].rsplit(":", 1)[1] for r in rules} >= {"ratio15m", "ratio1h", "ratio1d"}
+    for rule in rules:
+        for by in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
+            labels = {label.strip() for label in by.split(",")}
+            assert {"direction", "line"} <= labels, f"{rule['record']}: sum by ({by})"
