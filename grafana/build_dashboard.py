@@ -20,17 +20,45 @@ OUTPUT = Path(__file__).resolve().parent / "dashboards" / "sipgate.json"
 SCHEMA_VERSION = 42
 DATASOURCE: JSON = {"type": "prometheus", "uid": "${datasource}"}
 OUTCOMES = ("answered", "voicemail", "missed", "busy", "rejected", "failed", "forwarded", "expired")
+# "Not answered by a person", as the missed-call alerts count it (sipgate.rules.yml).
+UNANSWERED = "missed|busy|rejected|failed|forwarded|voicemail"
+# Metric families with a line label: their selectors follow the $line variable.
+LINE_FAMILIES = frozenset(
+    {
+        "sipgate_calls_total",
+        "sipgate_calls_ended_total",
+        "sipgate_calls_active",
+        "sipgate_call_wait_seconds",
+        "sipgate_call_duration_seconds",
+    }
+)
+ALL = ".*"  # a matcher for every value, on purpose: the whole that a share divides by
 GRID_WIDTH = 24
 TODAY = "now/d"  # panel relative time "today so far"; its $__range then starts at midnight
 
 
+def family(metric: str) -> str:
+    """Return the metric family of a series name (a histogram's name without _bucket etc.)."""
+    for suffix in ("_bucket", "_sum", "_count"):
+        if metric.endswith(suffix) and metric.removesuffix(suffix) in LINE_FAMILIES:
+            return metric.removesuffix(suffix)
+    return metric
+
+
 def sel(metric: str, *, direction: bool = True, **matchers: str) -> str:
-    """Return a selector restricted to the dashboard's job, instance and direction."""
+    """Return a selector restricted to the dashboard's job, instance, direction and line."""
     parts = ['job="$job"', 'instance=~"$instance"']
     if direction:
         parts.append('direction=~"$direction"')
+    if family(metric) in LINE_FAMILIES:
+        parts.append('line=~"$line"')
     parts += [f"{name}{value}" for name, value in matchers.items()]
     return f"{metric}{{{', '.join(parts)}}}"
+
+
+def team_sel(metric: str, team: str = "$team") -> str:
+    """Return a selector of a per-team metric, restricted to job, instance and team."""
+    return sel(metric, direction=False, team=regex(team))
 
 
 def eq(value: str) -> str:
@@ -240,6 +268,11 @@ def per_minute(selector: str, by: str) -> str:
     return f"60 * sum by ({by}) ({rate(selector)})"
 
 
+def in_range(selector: str, by: str) -> str:
+    """Return the increase of a counter over the selected time range, summed by labels."""
+    return f"sum by ({by}) ({increase(selector, '$__range')})"
+
+
 def quantile(q: float, buckets: str, by: str = "") -> str:
     """Return histogram_quantile over a bucket selector, keeping the given labels."""
     labels = f"le, {by}" if by else "le"
@@ -422,6 +455,134 @@ def traffic_row() -> list[Panel]:
             "percentunit",
             [target(answer_rate(None), "{{direction}}")],
             width=8,
+        ),
+    ]
+
+
+def lines_row() -> list[Panel]:
+    """Return calls and missed calls per line (the configured name of a sipgate number)."""
+    unanswered = sel("sipgate_calls_ended_total", outcome=regex(UNANSWERED))
+    known = sel("sipgate_calls_ended_total", outcome='!="expired"')
+    share = f"{in_range(unanswered, 'line')} / ({in_range(known, 'line')} > 0)"
+    return [
+        timeseries(
+            "Calls started by line",
+            "Calls started per minute, by line: the configured name of the called number "
+            "(incoming) or the calling number (outgoing); 'other' for numbers not configured.",
+            "cpm",
+            [target(per_minute(sel("sipgate_calls_total"), "line"), "{{line}}")],
+            width=8,
+        ),
+        timeseries(
+            "Missed calls by line",
+            "Calls per minute not answered by a person (missed, busy, rejected, failed, "
+            "forwarded away, voicemail), by line: what the missed-call alerts watch.",
+            "cpm",
+            [target(per_minute(unanswered, "line"), "{{line}}")],
+            width=8,
+        ),
+        bargauge(
+            "Missed-call share by line in range",
+            "Share of the calls ended in the selected time range that no person answered, by "
+            "line. Expired calls (no hangup ever arrived) are left out, as in the alerts.",
+            "percentunit",
+            [target(share, "{{line}}", instant=True)],
+            8,
+        ),
+    ]
+
+
+def teams_row() -> list[Panel]:
+    """Return answered calls, talk time and outgoing calls per team."""
+    answered = "sipgate_team_calls_answered_total"
+    share = (
+        f"{in_range(team_sel(answered), 'team')}"
+        f" / on() group_left() (sum ({increase(team_sel(answered, ALL), '$__range')}) > 0)"
+    )
+    outgoing = team_sel("sipgate_team_outgoing_calls_total")
+    return [
+        bargauge(
+            "Answered calls by team in range",
+            "Incoming calls a person answered in the selected time range, by the team of the "
+            "first person who answered; 'other' for users in no configured team.",
+            "short",
+            [target(in_range(team_sel(answered), "team"), "{{team}}", instant=True)],
+            6,
+        ),
+        bargauge(
+            "Talk time by team in range",
+            "Talk time (first answer to last hangup) of the incoming calls each team answered "
+            "in the selected time range.",
+            "s",
+            [
+                target(
+                    in_range(team_sel("sipgate_team_talk_seconds_total"), "team"),
+                    "{{team}}",
+                    instant=True,
+                )
+            ],
+            6,
+        ),
+        bargauge(
+            "Answer share by team in range",
+            "Each team's share of all incoming calls a person answered in the selected time "
+            "range (of all teams, whatever the team variable selects).",
+            "percentunit",
+            [target(share, "{{team}}", instant=True)],
+            6,
+        ),
+        bargauge(
+            "Outgoing calls by team in range",
+            "Outgoing calls started in the selected time range, by the calling user's team.",
+            "short",
+            [target(in_range(outgoing, "team"), "{{team}}", instant=True)],
+            6,
+        ),
+        timeseries(
+            "Answered calls by team",
+            "Incoming calls answered per minute, by the team of the first person who answered.",
+            "cpm",
+            [target(per_minute(team_sel(answered), "team"), "{{team}}")],
+        ),
+        timeseries(
+            "Outgoing calls by team",
+            "Outgoing calls started per minute, by the calling user's team.",
+            "cpm",
+            [target(per_minute(outgoing, "team"), "{{team}}")],
+        ),
+    ]
+
+
+def users_row() -> list[Panel]:
+    """Return the busiest users; empty unless the exporter's per-user statistics are on."""
+
+    def top(metric: str) -> str:
+        selector = sel(metric, direction=False)
+        return f"topk(10, {in_range(selector, 'user')})"
+
+    note = " Empty unless per-user statistics are enabled in the exporter's configuration file."
+    return [
+        bargauge(
+            "Top users by answered calls in range",
+            "The ten users who answered most incoming calls in the selected time range." + note,
+            "short",
+            [target(top("sipgate_user_calls_answered_total"), "{{user}}", instant=True)],
+            8,
+        ),
+        bargauge(
+            "Top users by talk time in range",
+            "The ten users with the most talk time on answered incoming calls in the selected "
+            "time range." + note,
+            "s",
+            [target(top("sipgate_user_talk_seconds_total"), "{{user}}", instant=True)],
+            8,
+        ),
+        bargauge(
+            "Top users by outgoing calls in range",
+            "The ten users who started most outgoing calls in the selected time range." + note,
+            "short",
+            [target(top("sipgate_user_outgoing_calls_total"), "{{user}}", instant=True)],
+            8,
         ),
     ]
 
@@ -619,6 +780,58 @@ def health_row() -> list[Panel]:
             ],
             width=4,
         ),
+        *config_panels(),
+    ]
+
+
+def config_panels() -> list[Panel]:
+    """Return the health of the exporter's configuration file and its label caps."""
+
+    def own(metric: str) -> str:
+        return sel(metric, direction=False)
+
+    return [
+        timeseries(
+            "Configuration reloads",
+            "Reloads of the exporter's configuration file (SIGHUP or POST /-/reload), by "
+            "outcome. A failed reload keeps the previous configuration.",
+            "short",
+            [
+                target(
+                    f"sum by (outcome) ({increase(own('sipgate_config_reloads_total'))})",
+                    "{{outcome}}",
+                )
+            ],
+            width=8,
+        ),
+        stat(
+            "Configuration loaded",
+            "Whether the last (re)load of the configuration file succeeded on every instance "
+            "(1: yes, 0: the exporter runs on an older configuration; see its log).",
+            "bool_yes_no",
+            [
+                target(
+                    f"min ({own('sipgate_config_last_reload_successful')})",
+                    "loaded",
+                    instant=True,
+                )
+            ],
+            steps=thresholds(("red", None), ("green", 1)),
+            height=8,
+        ),
+        timeseries(
+            "Label values folded into other",
+            "Lines, teams or users counted as 'other' per minute because their label reached "
+            "its configured cap of distinct values. Should stay at zero; raise the cap or "
+            "shorten the configuration.",
+            "cpm",
+            [
+                target(
+                    per_minute(own("sipgate_label_values_overflow_total"), "label"),
+                    "{{label}}",
+                )
+            ],
+        ),
     ]
 
 
@@ -627,6 +840,9 @@ ROWS: tuple[tuple[str, Callable[[], list[Panel]]], ...] = (
     ("Right now", now_row),
     ("Selected time range", range_row),
     ("Calls over time", traffic_row),
+    ("Lines", lines_row),
+    ("Teams", teams_row),
+    ("Users", users_row),
     ("Wait time", wait_row),
     ("Talk time", talk_row),
     ("Hangups", hangup_row),
@@ -695,8 +911,25 @@ class Layout:
 
 
 def variables() -> list[JSON]:
-    """Return the template variables: datasource, job, instance, direction."""
+    """Return the template variables: datasource, job, instance, direction, line, team."""
     all_option = {"text": "All", "value": "$__all"}
+
+    def values_of(name: str, label: str, metric: str) -> JSON:
+        """Return a multi-value query variable listing a label's values, All by default."""
+        return {
+            "type": "query",
+            "name": label,
+            "label": name,
+            "datasource": DATASOURCE,
+            "query": f'label_values({metric}{{job="$job", instance=~"$instance"}}, {label})',
+            "current": all_option,
+            "refresh": 2,
+            "sort": 1,
+            "includeAll": True,
+            "allValue": ALL,
+            "multi": True,
+        }
+
     return [
         {
             "type": "datasource",
@@ -748,6 +981,8 @@ def variables() -> list[JSON]:
             "allValue": ".*",
             "multi": True,
         },
+        values_of("Line", "line", "sipgate_calls_total"),
+        values_of("Team", "team", "sipgate_team_calls_answered_total"),
     ]
 
 

@@ -28,6 +28,8 @@ TEST_VARIABLES: Mapping[str, str] = {
     "job": "sipgate",
     "instance": ".*",
     "direction": ".*",
+    "line": ".*",
+    "team": ".*",
     "__rate_interval": "1m",
     "__range": "1h",
     "__interval": "15s",

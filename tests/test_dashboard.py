@@ -39,14 +39,23 @@ GRID_WIDTH = 24
 
 # The exporter's metric contract: series name -> labels besides job and instance.
 _HISTOGRAMS = {
-    "sipgate_call_wait_seconds": {"direction", "outcome"},
-    "sipgate_call_duration_seconds": {"direction", "answered_by"},
+    "sipgate_call_wait_seconds": {"direction", "outcome", "line"},
+    "sipgate_call_duration_seconds": {"direction", "answered_by", "line"},
     "sipgate_webhook_request_duration_seconds": set(),
 }
 CONTRACT: dict[str, frozenset[str]] = {
-    "sipgate_calls_total": frozenset({"direction"}),
-    "sipgate_calls_ended_total": frozenset({"direction", "outcome"}),
-    "sipgate_calls_active": frozenset({"direction", "state"}),
+    "sipgate_calls_total": frozenset({"direction", "line"}),
+    "sipgate_calls_ended_total": frozenset({"direction", "outcome", "line"}),
+    "sipgate_calls_active": frozenset({"direction", "state", "line"}),
+    "sipgate_team_calls_answered_total": frozenset({"team"}),
+    "sipgate_team_talk_seconds_total": frozenset({"team"}),
+    "sipgate_team_outgoing_calls_total": frozenset({"team"}),
+    "sipgate_user_calls_answered_total": frozenset({"user"}),
+    "sipgate_user_talk_seconds_total": frozenset({"user"}),
+    "sipgate_user_outgoing_calls_total": frozenset({"user"}),
+    "sipgate_label_values_overflow_total": frozenset({"label"}),
+    "sipgate_config_reloads_total": frozenset({"outcome"}),
+    "sipgate_config_last_reload_successful": frozenset(),
     "sipgate_hangups_total": frozenset({"direction", "cause"}),
     "sipgate_dtmf_events_total": frozenset(),
     "sipgate_webhook_requests_total": frozenset({"event", "code"}),
@@ -73,7 +82,16 @@ LABEL_VALUES: dict[str, frozenset[str]] = {
         | {"other"}
     ),
     "event": frozenset({"newCall", "answer", "hangup", "dtmf", "unknown", "invalid"}),
+    "label": frozenset({"line", "team", "user"}),
 }
+# Where one metric's label has other values than LABEL_VALUES gives for that label name.
+METRIC_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
+    ("sipgate_config_reloads_total", "outcome"): frozenset({"success", "failure"}),
+}
+# label -> the dashboard variable that every selector of a metric with that label follows.
+VARIABLE_FILTERS: dict[str, str] = {"direction": "$direction", "line": "$line", "team": "$team"}
+# Instead of its variable, a selector may match every value on purpose (the whole of a share).
+ALL_VALUES = ".*"
 GRAFANA_GLOBALS = frozenset({"__rate_interval", "__range", "__interval"})
 AGGREGATIONS = frozenset({"sum", "min", "max", "avg", "count", "group", "topk", "bottomk"})
 KEYWORDS = frozenset(
@@ -250,9 +268,10 @@ def check_contract(t: Target) -> Problems:
         for label, (op, value) in s.matchers.items():
             if label not in CONTRACT[s.name] | {"job", "instance"}:
                 problems.append(f"{t.where}: {s.name} has no label {label!r}")
-            elif label in LABEL_VALUES and "$" not in value:
+            elif "$" not in value and value != ALL_VALUES:
+                known = METRIC_LABEL_VALUES.get((s.name, label), LABEL_VALUES.get(label))
                 values = value.split("|") if op in {"=~", "!~"} else [value]
-                unknown = sorted(set(values) - LABEL_VALUES[label])
+                unknown = sorted(set(values) - known) if known is not None else []
                 if unknown:
                     problems.append(f"{t.where}: {label} has no value {unknown}")
     for _, by in _BY.findall(t.expr):
@@ -263,15 +282,18 @@ def check_contract(t: Target) -> Problems:
 
 
 def check_filters(t: Target) -> Problems:
-    """Every selector follows the job, instance and (where it applies) direction variables."""
+    """Every selector follows job and instance, and direction, line, team where they apply."""
     problems = []
     expected = {"job": ("=", "$job"), "instance": ("=~", "$instance")}
     for s in selectors(t.expr):
         wanted = dict(expected)
-        if "direction" in CONTRACT.get(s.name, frozenset()):
-            wanted["direction"] = ("=~", "$direction")
+        for label, variable in VARIABLE_FILTERS.items():
+            if label in CONTRACT.get(s.name, frozenset()):
+                wanted[label] = ("=~", variable)
         for label, (op, value) in wanted.items():
-            if s.matchers.get(label) != (op, value):
+            matcher = s.matchers.get(label)
+            deliberately_all = label in VARIABLE_FILTERS and matcher == ("=~", ALL_VALUES)
+            if matcher != (op, value) and not deliberately_all:
                 problems.append(f'{t.where}: {s.name} needs {label}{op}"{value}"')
     return problems
 
@@ -395,6 +417,47 @@ def test_variables(dashboard: dict[str, Any]) -> None:
     assert variables["instance"]["allValue"] == ".*"
 
 
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [("line", "sipgate_calls_total"), ("team", "sipgate_team_calls_answered_total")],
+)
+def test_breakdown_variables(dashboard: dict[str, Any], name: str, metric: str) -> None:
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == name)
+    assert variable["type"] == "query"
+    assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    assert variable["query"] == (
+        f'label_values({metric}{{job="$job", instance=~"$instance"}}, {name})'
+    )
+    assert variable["multi"]
+    assert variable["includeAll"]
+    assert variable["allValue"] == ".*"
+    assert variable["current"]["value"] == "$__all"
+    assert name in CONTRACT[metric]
+
+
+def test_breakdown_rows(dashboard: dict[str, Any]) -> None:
+    rows = {p["title"] for p in dashboard["panels"] if p["type"] == "row"}
+    assert {"Lines", "Teams", "Users"} <= rows
+    titles = {p["title"]: p for p in iter_panels(dashboard)}
+    for title in (
+        "Answered calls by team in range",
+        "Talk time by team in range",
+        "Answer share by team in range",
+        "Outgoing calls by team in range",
+        "Missed calls by line",
+    ):
+        assert title in titles, f"no panel {title!r}"
+    share = titles["Answer share by team in range"]["targets"][0]["expr"]
+    numerator, denominator = share.split(" / ", 1)
+    assert 'team=~"$team"' in numerator
+    # The share is of all answered calls, not only of the selected teams.
+    assert 'team=~".*"' in denominator
+    assert "$team" not in denominator
+    missed = titles["Missed calls by line"]["targets"][0]["expr"]
+    assert "sum by (line)" in missed
+    assert 'line=~"$line"' in missed
+
+
 def test_datasource_default_is_the_provisioned_one(dashboard: dict[str, Any]) -> None:
     provisioned = re.findall(r"^\s+uid:\s*(\S+)", DATASOURCE_PROVISIONING.read_text("utf-8"), re.M)
     current = next(v for v in dashboard["templating"]["list"] if v["name"] == "datasource")
@@ -461,7 +524,11 @@ def _lint_one(expr: str, *, instant: bool = False, kind: str = "timeseries") -> 
 
 GOOD = (
     'sum by (direction) (rate(sipgate_calls_total{job="$job", instance=~"$instance", '
-    'direction=~"$direction"}[$__rate_interval]))'
+    'direction=~"$direction", line=~"$line"}[$__rate_interval]))'
+)
+TEAM = (
+    'sum by (team) (rate(sipgate_team_calls_answered_total{job="$job", instance=~"$instance", '
+    'team=~"$team"}[$__rate_interval]))'
 )
 
 
@@ -489,6 +556,27 @@ GOOD = (
         (GOOD.replace("sipgate_calls_total", "sipgate_call_total"), False, "not a metric"),
         (GOOD.replace('direction=~"$direction"', 'direction="inbound"'), False, "no value"),
         (GOOD.replace(', instance=~"$instance"', ""), False, 'needs instance=~"$instance"'),
+        (GOOD.replace(', line=~"$line"', ""), False, 'needs line=~"$line"'),
+        (GOOD.replace('line=~"$line"', 'line="support"'), False, 'needs line=~"$line"'),
+        (GOOD.replace('line=~"$line"', 'line=~".*"'), False, None),
+        (GOOD.replace("by (direction)", "by (line)"), False, None),
+        (TEAM, False, None),
+        (TEAM.replace(', team=~"$team"', ""), False, 'needs team=~"$team"'),
+        (TEAM.replace('team=~"$team"', 'team=~".*"'), False, None),
+        (TEAM.replace("by (team)", "by (line)"), False, "unknown labels"),
+        (TEAM.replace("team_calls_answered", "teams_calls_answered"), False, "not a metric"),
+        (
+            'sum by (outcome) (increase(sipgate_config_reloads_total{job="$job", '
+            'instance=~"$instance", outcome="answered"}[$__rate_interval]))',
+            False,
+            "no value ['answered']",
+        ),
+        (
+            'sum by (label) (rate(sipgate_label_values_overflow_total{job="$job", '
+            'instance=~"$instance", label="caller"}[$__rate_interval]))',
+            False,
+            "no value ['caller']",
+        ),
         (
             "histogram_quantile(0.9, sum by (outcome) (rate(sipgate_call_wait_seconds_bucket{"
             'job="$job", instance=~"$instance", direction=~"$direction"}[$__rate_interval])))',
