@@ -22,6 +22,7 @@ from exporter.events import (
     NewCall,
     event_label,
 )
+from exporter.labels import OTHER, LabelConfig, Labeler
 from exporter.stats import Statistics
 
 ANSWERED: Final = "answered"
@@ -73,15 +74,22 @@ class Call:
         "last_event_at",
         "last_hangup_at",
         "leg_ids",
+        "line",
         "open_legs",
         "person_answered",
         "started_at",
+        "team",
+        "user",
         "voicemail_answered",
     )
 
-    def __init__(self, call_id: str, direction: str, now: float) -> None:
+    def __init__(self, call_id: str, direction: str, now: float, line: str = OTHER) -> None:
         self.call_id = call_id
         self.direction = direction
+        self.line = line
+        # The first person who answered an incoming call, or the caller of an outgoing one.
+        self.team: str | None = None
+        self.user: str | None = None
         self.started_at = now
         self.last_event_at = now
         self.leg_ids: list[str] = []
@@ -128,6 +136,16 @@ class Handled:
     ended: tuple[EndedCall, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class LabelValues:
+    """The line, team and user label values in use, to expose at 0 before they are counted."""
+
+    lines: tuple[str, ...]
+    teams: tuple[str, ...]
+    users: tuple[str, ...]
+    per_user: bool
+
+
 class Journal(Protocol):
     """Where a tracker writes what changed it, in order, so that a restart can replay it."""
 
@@ -163,12 +181,13 @@ class CallTracker:
         self.max_open = max_open
         self.journal: Journal | None = None
         self._lock = threading.Lock()
+        self.labels = Labeler(LabelConfig(), self._count_overflow)
         self._legs: dict[str, Leg] = {}
         # Ordered by last event, oldest first, so expiry only looks at the front.
         self._calls: OrderedDict[str, Call] = OrderedDict()
         # The grace is the same for every call, so deadlines arrive in order.
         self._graces: deque[tuple[float, Call]] = deque()
-        self._active: Counter[tuple[str, str]] = Counter()
+        self._active: Counter[tuple[str, str, str]] = Counter()
 
     def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
         """Apply one valid event received at `now`, first writing its `body` to the journal."""
@@ -187,6 +206,15 @@ class CallTracker:
             if isinstance(event, Dtmf):
                 return self._dtmf(event, now)
             return Handled(matched=False)
+
+    def configure_labels(self, config: LabelConfig) -> None:
+        """Use new lines, teams and users from now on; calls in progress keep their labels."""
+        labeler = Labeler(config, self._count_overflow)
+        with self._lock:
+            self.labels = labeler
+
+    def _count_overflow(self, label: str) -> None:
+        self.stats.overflow[label] += 1
 
     def record_rejection(self, reason: str, code: int) -> None:
         """Count a request refused before it became an event."""
@@ -228,10 +256,16 @@ class CallTracker:
                 self.journal.record_sweep(now)
         return tuple(ended)
 
-    def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str]]]:
-        """A consistent copy of the statistics and of the active calls by (direction, state)."""
+    def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str, str]]]:
+        """A consistent copy of the statistics and of active calls by (direction, state, line)."""
         with self._lock:
             return self.stats.copy(), self._active.copy()
+
+    def label_values(self) -> LabelValues:
+        """The configured and seen label values, read consistently."""
+        with self._lock:
+            labels = self.labels
+            return LabelValues(labels.lines, labels.teams, labels.users, labels.config.per_user)
 
     def export_state(self) -> tuple[dict[str, Any], int]:
         """Plain data to rebuild this tracker from, and the journal position it includes."""
@@ -252,7 +286,7 @@ class CallTracker:
             for record in state["calls"]:
                 call = self._restore_call(record)
                 self._calls[call.call_id] = call
-                self._active[(call.direction, call.state)] += 1
+                self._active[(call.direction, call.state, call.line)] += 1
             graces = sorted(
                 ((call.grace_until, call) for call in self._calls.values() if call.grace_until),
                 key=lambda pair: pair[0],
@@ -278,6 +312,9 @@ class CallTracker:
             call.grace_until,
             call.open_legs,
             legs,
+            call.line,
+            call.team,
+            call.user,
         ]
 
     def _restore_call(self, record: list[Any]) -> Call:
@@ -294,8 +331,12 @@ class CallTracker:
             grace_until,
             open_legs,
             legs,
+            line,
+            team,
+            user,
         ) = record
-        call = Call(call_id, direction, started_at)
+        call = Call(call_id, direction, started_at, line)
+        call.team, call.user = team, user
         call.last_event_at = last_event_at
         call.answered_at = answered_at
         call.person_answered = person_answered
@@ -327,10 +368,7 @@ class CallTracker:
                 # A flood of calls that never hang up must not grow memory without bound.
                 self.stats.evicted += 1
                 ended = (self._end(next(iter(self._calls.values())), EXPIRED),)
-            call = Call(event.call_id, event.direction, now)
-            self._calls[call.call_id] = call
-            self.stats.calls_started[call.direction] += 1
-            self._active[(call.direction, RINGING)] += 1
+            call = self._start_call(event, now)
         else:
             call = parent.call
             call.grace_until = None
@@ -339,6 +377,22 @@ class CallTracker:
         call.leg_ids.append(event.call_id)
         call.open_legs += 1
         return Handled(matched=True, ended=ended)
+
+    def _start_call(self, event: NewCall, now: float) -> Call:
+        labels, stats = self.labels, self.stats
+        outgoing = event.direction == OUT
+        line = labels.line(event.from_number if outgoing else event.to_number)
+        call = Call(event.call_id, event.direction, now, line)
+        self._calls[call.call_id] = call
+        stats.calls_started[(call.direction, line)] += 1
+        self._active[(call.direction, RINGING, line)] += 1
+        if outgoing:
+            caller = _first(event.users), _first(event.user_ids), _first(event.full_user_ids)
+            call.team, call.user = labels.team(*caller), labels.user(caller[0])
+            stats.team_outgoing[call.team] += 1
+            if call.user is not None:
+                stats.user_outgoing[call.user] += 1
+        return call
 
     def _answer(self, event: Answer, now: float) -> Handled:
         leg = self._legs.get(event.call_id)
@@ -349,6 +403,9 @@ class CallTracker:
         call = leg.call
         self._touch(call, now)
         by_voicemail = call.direction != OUT and (leg.voicemail or event.is_voicemail)
+        if not by_voicemail and call.direction != OUT and call.team is None:
+            call.team = self.labels.team(event.user, event.user_id, event.full_user_id)
+            call.user = self.labels.user(event.user)
         self._mark_answered(call, now, by_voicemail)
         return Handled(matched=True)
 
@@ -399,16 +456,16 @@ class CallTracker:
         if now is not None and call.answered_at is None:
             call.answered_at = now
         if before != call.state:
-            self._active[(call.direction, before)] -= 1
-            self._active[(call.direction, call.state)] += 1
+            self._active[(call.direction, before, call.line)] -= 1
+            self._active[(call.direction, call.state, call.line)] += 1
 
     def _end(self, call: Call, outcome: str) -> EndedCall:
         del self._calls[call.call_id]
         for leg_id in call.leg_ids:
             del self._legs[leg_id]
-        self._active[(call.direction, call.state)] -= 1
+        self._active[(call.direction, call.state, call.line)] -= 1
         stats = self.stats
-        stats.calls_ended[(call.direction, outcome)] += 1
+        stats.calls_ended[(call.direction, outcome, call.line)] += 1
         wait = duration = None
         if outcome != EXPIRED:
             answered = outcome in (ANSWERED, VOICEMAIL)
@@ -418,7 +475,13 @@ class CallTracker:
                 wait = max(0.0, call.answered_at - call.started_at)
                 duration = max(0.0, call.last_hangup_at - call.answered_at)
                 answered_by = PERSON if outcome == ANSWERED else VOICEMAIL
-                stats.observe_duration(call.direction, answered_by, duration)
+                stats.observe_duration((call.direction, answered_by, call.line), duration)
             if wait is not None:
-                stats.observe_wait(call.direction, outcome, wait)
+                stats.observe_wait((call.direction, outcome, call.line), wait)
+            if outcome == ANSWERED and call.direction != OUT and call.team is not None:
+                stats.count_answered(call.team, call.user, duration or 0.0)
         return EndedCall(call.call_id, call.direction, outcome, len(call.leg_ids), wait, duration)
+
+
+def _first(values: tuple[str, ...]) -> str | None:
+    return values[0] if values else None

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 from exporter import __version__, simulate
 from exporter.calls import CallTracker
 from exporter.config import Config, ConfigError, parse_config
+from exporter.config_file import ConfigFileError, load_label_config
 from exporter.durability import Snapshotter, open_durable
 from exporter.events import Limits
 from exporter.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.logs import setup_logging
-from exporter.metrics import create_registry, new_statistics
+from exporter.metrics import create_registry, new_relay_stats, new_statistics
+from exporter.relay import Relay, RelaySettings
+from exporter.reload import ConfigReloader
 from exporter.server import Server, ServerGroup, Sweeper, stop_on_signals
 from exporter.state import StateError
 from exporter.web import create_app, create_metrics_app, log_call_ended
@@ -34,11 +39,39 @@ def build_guard(config: Config) -> Guard:
     return Guard(config.max_body_bytes, key, token, config.allowed_networks, config.trusted_proxies)
 
 
+def build_relay(config: Config) -> Relay | None:
+    """The relay to the upstream application, or None when relay mode is off."""
+    upstreams = {
+        direction: url
+        for direction, url in (
+            ("in", config.relay_upstream_url_in or config.relay_upstream_url),
+            ("out", config.relay_upstream_url_out or config.relay_upstream_url),
+        )
+        if url is not None
+    }
+    if not upstreams:
+        return None
+    settings = RelaySettings(
+        upstreams,
+        timeout=config.relay_timeout,
+        retries=config.relay_retries,
+        max_calls=config.max_open_calls,
+        expire_after=config.expire_after,
+    )
+    return Relay(settings, new_relay_stats())
+
+
 def build_server(
-    config: Config, tracker: CallTracker, snapshotter: Snapshotter | None = None
+    config: Config,
+    tracker: CallTracker,
+    snapshotter: Snapshotter | None = None,
+    relay: Relay | None = None,
+    reloader: ConfigReloader | None = None,
 ) -> tuple[ServerGroup, Sweeper]:
     """The HTTP servers (webhook, and metrics if separate) and the background sweeper."""
-    registry = create_registry(tracker)
+    registry = create_registry(tracker, relay=relay)
+    if reloader is not None:
+        registry.register(reloader)
     separate = config.metrics_address is not None
     app = create_app(
         tracker,
@@ -47,6 +80,8 @@ def build_server(
         guard=build_guard(config),
         limits=Limits(config.max_fields, config.max_users),
         serve_metrics=not separate,
+        relay=relay,
+        reload=_reload_endpoint(reloader) if config.enable_lifecycle else None,
     )
     limits: dict[str, Any] = {
         "max_body_bytes": config.max_body_bytes,
@@ -72,8 +107,47 @@ def build_server(
             log_call_ended(call)
         if snapshotter is not None:
             snapshotter.maybe_snapshot()
+        if relay is not None:
+            relay.sweep()
+        if reloader is not None:
+            reloader.reload_if_requested()
 
     return ServerGroup(servers), Sweeper(sweep)
+
+
+def _reload_endpoint(reloader: ConfigReloader | None) -> Callable[[], tuple[bool, str]]:
+    def reload() -> tuple[bool, str]:
+        if reloader is None:
+            return False, "no --config.file to reload"
+        return reloader.reload()
+
+    return reload
+
+
+def _open_config_file(config: Config, tracker: CallTracker) -> ConfigReloader | None:
+    """Apply --config.file and reload it on SIGHUP; raise ConfigFileError."""
+    if config.config_file is None:
+        return None
+    reloader = ConfigReloader(config.config_file, tracker)
+    reloader.load()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reloader.requested = True  # the sweeper reloads within a second
+
+    signal.signal(signal.SIGHUP, on_hangup)
+    return reloader
+
+
+def _check_config(config: Config) -> int:
+    if config.config_file is not None:
+        try:
+            load_label_config(config.config_file)
+        except ConfigFileError as error:
+            print(f"sipgate-exporter: error: {error}", file=sys.stderr)
+            return 1
+    shown = f" ({config.config_file})" if config.config_file else ""
+    print(f"configuration OK{shown}")
+    return 0
 
 
 def _listen(app: Any, host: str, port: int, threads: int, **options: Any) -> Server:
@@ -94,12 +168,20 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as error:
         print(f"sipgate-exporter: error: {error}", file=sys.stderr)
         return 2
+    if config.check_config:
+        return _check_config(config)
     setup_logging(config.log_level, config.log_format)
     log.info("starting sipgate-exporter %s", __version__)
     _warn_about_security(config)
     tracker = CallTracker(
         new_statistics(), config.forward_grace, config.expire_after, config.max_open_calls
     )
+    try:
+        # Before the state is replayed, so that replayed calls get their lines.
+        reloader = _open_config_file(config, tracker)
+    except ConfigFileError as error:
+        log.error("%s", error)
+        return 2
     store = snapshotter = None
     if config.state_path is not None:
         try:
@@ -110,8 +192,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         snapshotter = Snapshotter(tracker, store, config.snapshot_interval)
     else:
         log.warning("--state.path is empty: statistics start from zero at every restart")
+    relay = build_relay(config)
     try:
-        server, sweeper = build_server(config, tracker, snapshotter)
+        server, sweeper = build_server(config, tracker, snapshotter, relay, reloader)
     except OSError as error:
         log.error(
             "cannot listen on %s: %s%s",
@@ -122,10 +205,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 1
     stop_on_signals(server.stop_soon)
     sweeper.start()
+    if relay is not None:
+        log.info("relay mode: events are passed on to %s", _relay_hosts(relay))
+        relay.start()
     try:
         server.run()
     finally:
         sweeper.stop()
+        if relay is not None:
+            relay.stop()
         if store is not None and snapshotter is not None:
             snapshotter.snapshot(force=True)
             store.close()
@@ -144,6 +232,12 @@ def _warn_about_security(config: Config) -> None:
                 "basic auth is on but --webhook.public-url carries no credentials: sipgate "
                 "sends answer and hangup to that URL, and they would be refused"
             )
+
+
+def _relay_hosts(relay: Relay) -> str:
+    # Host names only: an upstream URL may carry credentials.
+    hosts = {d: urlsplit(url).hostname for d, url in relay.settings.upstreams.items()}
+    return ", ".join(f"{host} ({direction})" for direction, host in sorted(hosts.items()))
 
 
 def _listen_hint(error: OSError) -> str:

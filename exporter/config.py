@@ -62,6 +62,14 @@ class Config:
     snapshot_interval: float = 30.0
     state_sync: str = "normal"
     state_reset: bool = False
+    config_file: Path | None = None
+    check_config: bool = False
+    enable_lifecycle: bool = False
+    relay_upstream_url: str | None = None
+    relay_upstream_url_in: str | None = None
+    relay_upstream_url_out: str | None = None
+    relay_timeout: float = 2.0
+    relay_retries: int = 3
 
 
 def parse_duration(text: str) -> float:
@@ -140,8 +148,29 @@ def _read_secret(path: str) -> str:
     return secret
 
 
-def _state_path(text: str) -> Path | None:
+def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
+
+
+def parse_upstream_url(text: str) -> str:
+    """An absolute http(s) URL of the application that relay mode passes events on to."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("invalid upstream URL (use e.g. https://crm.example.com/sipgate)")
+    return text
+
+
+def _relay_timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    if not 0 < seconds <= 10:
+        raise ValueError(f"invalid timeout {text!r} (use more than 0 and at most 10s)")
+    return seconds
+
+
+def _retries(text: str) -> int:
+    if not text.isdigit() or int(text) > 10:
+        raise ValueError(f"invalid number {text!r} (use a whole number from 0 to 10)")
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -315,9 +344,31 @@ FLAGS: Final = (
         "sipgate_calls_evicted_total counts it",
     ),
     _Flag(
+        "config.file",
+        "config_file",
+        _optional_path,
+        "",
+        "YAML file naming lines, teams and per-user statistics; reloaded on SIGHUP",
+        shown_default="none",
+    ),
+    _Flag(
+        "check-config",
+        "check_config",
+        parse_bool,
+        "false",
+        "check the flags and the configuration file, then exit (0 if fine)",
+    ),
+    _Flag(
+        "web.enable-lifecycle",
+        "enable_lifecycle",
+        parse_bool,
+        "false",
+        "accept POST /-/reload to reload the configuration file",
+    ),
+    _Flag(
         "state.path",
         "state_path",
-        _state_path,
+        _optional_path,
         DEFAULT_STATE_PATH,
         "SQLite file that keeps statistics and calls in progress across restarts; "
         "empty turns persistence off",
@@ -343,6 +394,46 @@ FLAGS: Final = (
         parse_bool,
         "false",
         "move an existing state file aside (renamed *.old) and start with empty statistics",
+    ),
+    _Flag(
+        "relay.upstream-url",
+        "relay_upstream_url",
+        parse_upstream_url,
+        "",
+        "relay mode: pass every event on to the application at this URL (the one sipgate "
+        "used to call) and hand its XML replies to sipgate",
+        shown_default="none, relay off",
+    ),
+    _Flag(
+        "relay.upstream-url-in",
+        "relay_upstream_url_in",
+        parse_upstream_url,
+        "",
+        "upstream URL for incoming calls only, instead of --relay.upstream-url",
+        shown_default="--relay.upstream-url",
+    ),
+    _Flag(
+        "relay.upstream-url-out",
+        "relay_upstream_url_out",
+        parse_upstream_url,
+        "",
+        "upstream URL for outgoing calls only, instead of --relay.upstream-url",
+        shown_default="--relay.upstream-url",
+    ),
+    _Flag(
+        "relay.timeout",
+        "relay_timeout",
+        _relay_timeout,
+        "2s",
+        "deadline for one request to the upstream; past it sipgate gets the exporter's own "
+        "reply to newCall",
+    ),
+    _Flag(
+        "relay.retries",
+        "relay_retries",
+        _retries,
+        "3",
+        "how often a failed answer, hangup or dtmf is tried again in the background",
     ),
 )
 

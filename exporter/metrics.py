@@ -16,9 +16,13 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker
+from exporter.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker, LabelValues
 from exporter.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES, TOO_MANY_FIELDS
 from exporter.guard import REASONS as GUARD_REASONS
+from exporter.labels import LABELS, OTHER
+from exporter.relay import EVENTS as RELAY_EVENTS
+from exporter.relay import OUTCOMES as RELAY_OUTCOMES
+from exporter.relay import Relay, RelayStats
 from exporter.stats import Histogram, Statistics
 
 # Waits range from an instant pickup to minutes in a queue.
@@ -61,6 +65,8 @@ DURATION_BUCKETS: Final = (
     14400.0,
 )
 REQUEST_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# An upstream answers in tens of milliseconds, or runs into the relay's deadline of seconds.
+RELAY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 
 UNKNOWN_EVENT: Final = "unknown"
 INVALID_EVENT: Final = "invalid"
@@ -92,41 +98,44 @@ class StatisticsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats, active = self._tracker.snapshot()
+        values = self._tracker.label_values()
+        lines = (*values.lines, OTHER)
         yield _counter(
             "sipgate_calls_total",
             "Calls started, counting the first leg only.",
-            ["direction"],
-            _keyed(stats.calls_started, [(d,) for d in DIRECTIONS]),
+            ["direction", "line"],
+            _keyed(stats.calls_started, product(DIRECTIONS, lines)),
         )
         yield _counter(
             "sipgate_calls_ended_total",
             "Calls ended, by outcome.",
-            ["direction", "outcome"],
-            _keyed(stats.calls_ended, product(DIRECTIONS, OUTCOMES)),
+            ["direction", "outcome", "line"],
+            _keyed(stats.calls_ended, product(DIRECTIONS, OUTCOMES, lines)),
         )
         gauge = GaugeMetricFamily(
-            "sipgate_calls_active", "Calls in progress now.", labels=["direction", "state"]
+            "sipgate_calls_active", "Calls in progress now.", labels=["direction", "state", "line"]
         )
-        for key, value in _keyed(active, product(DIRECTIONS, STATES)):
+        for key, value in _keyed(active, product(DIRECTIONS, STATES, lines)):
             gauge.add_metric(key, value)
         yield gauge
         yield _histogram(
             "sipgate_call_wait_seconds",
             "Seconds from the first ring to the first answer, or to the last hangup if nobody "
             "answered.",
-            ["direction", "outcome"],
+            ["direction", "outcome", "line"],
             stats.wait,
-            product(DIRECTIONS, WAIT_OUTCOMES),
+            product(DIRECTIONS, WAIT_OUTCOMES, lines),
             stats.wait_buckets,
         )
         yield _histogram(
             "sipgate_call_duration_seconds",
             "Seconds from the first answer to the last hangup.",
-            ["direction", "answered_by"],
+            ["direction", "answered_by", "line"],
             stats.duration,
-            product(DIRECTIONS, ANSWERERS),
+            product(DIRECTIONS, ANSWERERS, lines),
             stats.duration_buckets,
         )
+        yield from _breakdowns(stats, values)
         yield _counter(
             "sipgate_hangups_total",
             "Hangup events of call legs, by cause.",
@@ -180,10 +189,92 @@ class StatisticsCollector(Collector):
         yield info
 
 
-def create_registry(tracker: CallTracker, process_metrics: bool = True) -> CollectorRegistry:
-    """A registry with the exporter's metrics and, unless disabled, the process metrics."""
+def new_relay_stats() -> RelayStats:
+    """Empty relay statistics with this module's buckets."""
+    return RelayStats(RELAY_BUCKETS)
+
+
+class RelayCollector(Collector):
+    """Expose a Relay's counters; every event and outcome exists from the start."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._relay.snapshot()
+        yield _counter(
+            "sipgate_relay_requests_total",
+            "Events relayed to the upstream application, by final outcome; 'retried' counts "
+            "failed attempts that were tried again, 'dropped' events the full queue refused.",
+            ["event", "outcome"],
+            _keyed(stats.requests, product(RELAY_EVENTS, RELAY_OUTCOMES)),
+        )
+        yield _histogram(
+            "sipgate_relay_request_duration_seconds",
+            "Seconds one request to the upstream application took, by event.",
+            ["event"],
+            {(event,): histogram for event, histogram in stats.durations.items()},
+            [(event,) for event in RELAY_EVENTS],
+            stats.buckets,
+        )
+
+
+def _breakdowns(stats: Statistics, values: LabelValues) -> Iterator[Metric]:
+    teams = [(team,) for team in (*values.teams, OTHER)]
+    yield _counter(
+        "sipgate_team_calls_answered_total",
+        "Incoming calls answered, by the team of the first person who answered.",
+        ["team"],
+        _keyed(stats.team_answered, teams),
+    )
+    yield _counter(
+        "sipgate_team_talk_seconds_total",
+        "Talk time of those calls, first answer to last hangup.",
+        ["team"],
+        _keyed(stats.team_talk, teams),
+    )
+    yield _counter(
+        "sipgate_team_outgoing_calls_total",
+        "Outgoing calls started, by the calling user's team.",
+        ["team"],
+        _keyed(stats.team_outgoing, teams),
+    )
+    if values.per_user:
+        users = [(user,) for user in values.users]
+        yield _counter(
+            "sipgate_user_calls_answered_total",
+            "Incoming calls answered, by the first person who answered.",
+            ["user"],
+            _keyed(stats.user_answered, users),
+        )
+        yield _counter(
+            "sipgate_user_talk_seconds_total",
+            "Talk time of those calls, first answer to last hangup.",
+            ["user"],
+            _keyed(stats.user_talk, users),
+        )
+        yield _counter(
+            "sipgate_user_outgoing_calls_total",
+            "Outgoing calls started, by the calling user.",
+            ["user"],
+            _keyed(stats.user_outgoing, users),
+        )
+    yield _counter(
+        "sipgate_label_values_overflow_total",
+        "Times a line, team or user past its configured cap was counted as 'other'.",
+        ["label"],
+        _keyed(stats.overflow, [(label,) for label in LABELS]),
+    )
+
+
+def create_registry(
+    tracker: CallTracker, process_metrics: bool = True, relay: Relay | None = None
+) -> CollectorRegistry:
+    """A registry with the exporter's metrics, the relay's if any, and the process metrics."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StatisticsCollector(tracker))
+    if relay is not None:
+        registry.register(RelayCollector(relay))
     if process_metrics:
         ProcessCollector(registry=registry)
     return registry
@@ -195,9 +286,9 @@ def _expected_request_keys() -> list[tuple[str, str]]:
 
 
 def _keyed(
-    values: Mapping[Any, int],
+    values: Mapping[Any, float],
     expected: Iterable[tuple[str, ...]],
-) -> list[tuple[tuple[str, ...], int]]:
+) -> list[tuple[tuple[str, ...], float]]:
     """Label tuples with values: the expected ones at 0 if unseen, plus any others seen."""
     found = {(key if isinstance(key, tuple) else (key,)): value for key, value in values.items()}
     rows = {key: found.get(key, 0) for key in expected}
@@ -206,7 +297,7 @@ def _keyed(
 
 
 def _counter(
-    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], int]]
+    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], float]]
 ) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=labels)
     for key, value in rows:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 
 class Histogram:
@@ -46,6 +46,26 @@ class Histogram:
         return pairs
 
 
+# Counters and the width of their label tuples (0: a plain string key). Snapshots written
+# before the `line` label existed have narrower keys; those calls belong to line `other`.
+_COUNTERS: Final = {
+    "calls_started": 2,
+    "calls_ended": 3,
+    "hangups": 2,
+    "requests": 2,
+    "unmatched": 0,
+    "rejected": 0,
+    "overflow": 0,
+    "team_answered": 0,
+    "team_outgoing": 0,
+    "user_answered": 0,
+    "user_outgoing": 0,
+}
+# Sums of seconds, by team or user.
+_SUMS: Final = ("team_talk", "user_talk")
+_KEY_WIDTH: Final = 3  # of the wait and duration histograms: (direction, outcome, line)
+
+
 @dataclass
 class Statistics:
     """Everything the exporter counts; keys are label-value tuples in metric label order."""
@@ -53,10 +73,10 @@ class Statistics:
     wait_buckets: tuple[float, ...]
     duration_buckets: tuple[float, ...]
     request_buckets: tuple[float, ...]
-    calls_started: Counter[str] = field(default_factory=Counter)
-    calls_ended: Counter[tuple[str, str]] = field(default_factory=Counter)
-    wait: dict[tuple[str, str], Histogram] = field(default_factory=dict)
-    duration: dict[tuple[str, str], Histogram] = field(default_factory=dict)
+    calls_started: Counter[tuple[str, str]] = field(default_factory=Counter)
+    calls_ended: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    wait: dict[tuple[str, str, str], Histogram] = field(default_factory=dict)
+    duration: dict[tuple[str, str, str], Histogram] = field(default_factory=dict)
     hangups: Counter[tuple[str, str]] = field(default_factory=Counter)
     dtmf_events: int = 0
     unmatched: Counter[str] = field(default_factory=Counter)
@@ -65,51 +85,62 @@ class Statistics:
     request_duration: Histogram = field(init=False)
     last_received: float = 0.0
     evicted: int = 0
+    overflow: Counter[str] = field(default_factory=Counter)
+    team_answered: Counter[str] = field(default_factory=Counter)
+    team_talk: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    team_outgoing: Counter[str] = field(default_factory=Counter)
+    user_answered: Counter[str] = field(default_factory=Counter)
+    user_talk: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    user_outgoing: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.request_duration = Histogram(self.request_buckets)
 
-    def observe_wait(self, direction: str, outcome: str, seconds: float) -> None:
-        """Record how long a call waited for its first answer or its end."""
-        key = (direction, outcome)
+    def observe_wait(self, key: tuple[str, str, str], seconds: float) -> None:
+        """Record how long a call (direction, outcome, line) waited."""
         histogram = self.wait.get(key)
         if histogram is None:
             histogram = self.wait[key] = Histogram(self.wait_buckets)
         histogram.observe(seconds)
 
-    def observe_duration(self, direction: str, answered_by: str, seconds: float) -> None:
-        """Record how long an answered call lasted."""
-        key = (direction, answered_by)
+    def observe_duration(self, key: tuple[str, str, str], seconds: float) -> None:
+        """Record how long an answered call (direction, answered_by, line) lasted."""
         histogram = self.duration.get(key)
         if histogram is None:
             histogram = self.duration[key] = Histogram(self.duration_buckets)
         histogram.observe(seconds)
 
+    def count_answered(self, team: str, user: str | None, talk_seconds: float) -> None:
+        """Credit an answered incoming call to the team and user who took it."""
+        self.team_answered[team] += 1
+        self.team_talk[team] += talk_seconds
+        if user is not None:
+            self.user_answered[user] += 1
+            self.user_talk[user] += talk_seconds
+
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-ready data; `load_dict` reads it back."""
-        return {
-            "calls_started": _pairs(self.calls_started),
-            "calls_ended": _pairs(self.calls_ended),
-            "hangups": _pairs(self.hangups),
-            "unmatched": _pairs(self.unmatched),
-            "requests": _pairs(self.requests),
-            "rejected": _pairs(self.rejected),
-            "wait": [[*key, h.counts, h.total] for key, h in self.wait.items()],
-            "duration": [[*key, h.counts, h.total] for key, h in self.duration.items()],
-            "buckets": [self.wait_buckets, self.duration_buckets],
-            "dtmf_events": self.dtmf_events,
-            "last_received": self.last_received,
-            "evicted": self.evicted,
+        data: dict[str, Any] = {
+            name: [[key, n] for key, n in getattr(self, name).items()]
+            for name in (*_COUNTERS, *_SUMS)
         }
+        data.update(
+            wait=[[*key, h.counts, h.total] for key, h in self.wait.items()],
+            duration=[[*key, h.counts, h.total] for key, h in self.duration.items()],
+            buckets=[self.wait_buckets, self.duration_buckets],
+            dtmf_events=self.dtmf_events,
+            last_received=self.last_received,
+            evicted=self.evicted,
+        )
+        return data
 
     def load_dict(self, data: dict[str, Any]) -> None:
         """Take over the values of `to_dict`; histograms with other buckets are dropped."""
-        self.calls_started = Counter(dict(data["calls_started"]))
-        self.calls_ended = Counter({tuple(key): n for key, n in data["calls_ended"]})
-        self.hangups = Counter({tuple(key): n for key, n in data["hangups"]})
-        self.unmatched = Counter(dict(data["unmatched"]))
-        self.requests = Counter({tuple(key): n for key, n in data["requests"]})
-        self.rejected = Counter(dict(data["rejected"]))
+        for name, width in _COUNTERS.items():
+            rows = data.get(name, [])
+            setattr(self, name, Counter({_key(key, width): n for key, n in rows}))
+        for name in _SUMS:
+            setattr(self, name, defaultdict(float, dict(data.get(name, []))))
         self.dtmf_events = data["dtmf_events"]
         self.last_received = data["last_received"]
         self.evicted = data["evicted"]
@@ -124,35 +155,29 @@ class Statistics:
 
     def copy(self) -> Statistics:
         """A copy that later updates do not touch."""
+        counters = {name: getattr(self, name).copy() for name in (*_COUNTERS, *_SUMS)}
         clone = dataclasses.replace(
             self,
-            calls_started=self.calls_started.copy(),
-            calls_ended=self.calls_ended.copy(),
             wait={key: histogram.copy() for key, histogram in self.wait.items()},
             duration={key: histogram.copy() for key, histogram in self.duration.items()},
-            hangups=self.hangups.copy(),
-            unmatched=self.unmatched.copy(),
-            requests=self.requests.copy(),
-            rejected=self.rejected.copy(),
+            **counters,
         )
         clone.request_duration = self.request_duration.copy()
         return clone
 
 
-def _pairs(counter: Counter[Any]) -> list[list[Any]]:
-    return [[key, n] for key, n in counter.items()]
+def _key(key: str | list[str], width: int) -> Any:
+    if width == 0:
+        return key
+    parts = (key,) if isinstance(key, str) else tuple(key)
+    return parts + ("other",) * (width - len(parts))
 
 
-def _histogram(bounds: tuple[float, ...], counts: list[int], total: float) -> Histogram:
-    histogram = Histogram(bounds)
-    histogram.counts[:] = counts
-    histogram.total = total
-    return histogram
-
-
-def _histograms(
-    rows: list[list[Any]], bounds: tuple[float, ...]
-) -> dict[tuple[str, str], Histogram]:
-    return {
-        (first, second): _histogram(bounds, counts, total) for first, second, counts, total in rows
-    }
+def _histograms(rows: list[list[Any]], bounds: tuple[float, ...]) -> dict[Any, Histogram]:
+    histograms = {}
+    for *key, counts, total in rows:
+        histogram = Histogram(bounds)
+        histogram.counts[:] = counts
+        histogram.total = total
+        histograms[_key(key, _KEY_WIDTH)] = histogram
+    return histograms

@@ -32,6 +32,7 @@ from exporter.events import (
 from exporter.guard import Guard, Rejected
 from exporter.logs import mask_number
 from exporter.metrics import INVALID_EVENT
+from exporter.relay import Incoming, Relay
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,14 @@ def create_app(
     guard: Guard | None = None,
     limits: Limits = DEFAULT_LIMITS,
     serve_metrics: bool = True,
+    reload: Callable[[], tuple[bool, str]] | None = None,
+    relay: Relay | None = None,
 ) -> bottle.Bottle:
     """Build the WSGI app; `clock` gives the unix time at which events are received.
 
     `guard` decides which webhook requests are processed; without one only the body size is
-    checked. With `serve_metrics` false, /metrics is left to `create_metrics_app`.
+    checked. With `serve_metrics` false, /metrics is left to `create_metrics_app`. With a
+    `relay`, counted events are passed on to an upstream application as well.
     """
     app = bottle.Bottle()
     app.config["json.enable"] = False
@@ -110,6 +114,12 @@ def create_app(
                 _log_event(event, handled.matched, handled.ended)
                 status, content_type = 200, XML_CONTENT_TYPE
                 body = subscribe_reply(webhook_url()) if isinstance(event, NewCall) else EMPTY_REPLY
+                if relay is not None:
+                    incoming = Incoming.from_environ(environ, raw)
+                    if isinstance(event, NewCall):
+                        body = relay.new_call(event, incoming, webhook_url()) or body
+                    else:
+                        relay.follow_up(event, incoming)
         except Exception:
             log.exception("webhook request failed")
             tracker.record_error(label)
@@ -125,6 +135,13 @@ def create_app(
         page = _landing_page(_without_credentials(webhook_url()), serve_metrics)
         return bottle.HTTPResponse(page, headers={"Content-Type": "text/html; charset=utf-8"})
 
+    def reload_config() -> bottle.HTTPResponse:
+        if reload is None:
+            return _text(403, "lifecycle API is off; start with --web.enable-lifecycle\n")
+        reloaded, message = reload()
+        return _text(200 if reloaded else 500, f"{message}\n")
+
+    app.route("/-/reload", "POST", reload_config)
     app.route(WEBHOOK_PATH, "POST", webhook)
     app.route(WEBHOOK_PATH, "GET", webhook_get)
     app.route("/", "GET", landing)

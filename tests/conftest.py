@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from exporter.calls import CallTracker
 from exporter.metrics import new_statistics
+from tests.http_helpers import free_port
+from tests.programs import EXPIRE, EXPORTER, GRACE, Program, Start, clean_env
 
 START = 1_800_000_000.0
 FORWARD_GRACE = 10.0
@@ -35,3 +41,36 @@ def clock() -> FakeClock:
 @pytest.fixture
 def tracker() -> CallTracker:
     return CallTracker(new_statistics(), forward_grace=FORWARD_GRACE, expire_after=EXPIRE_AFTER)
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """Start exporters on free ports (unsigned events allowed, state in tmp); kill them after."""
+    programs: list[Program] = []
+
+    def run(*flags: str) -> Program:
+        port = free_port()
+        log = tmp_path / f"exporter-{len(programs)}.log"
+        args = [
+            *EXPORTER,
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--calls.forward-grace={GRACE:g}s",
+            f"--calls.expire-after={EXPIRE:g}s",
+            "--webhook.verify-signature=false",  # these tests post unsigned events
+            f"--state.path={tmp_path / f'state-{len(programs)}.db'}",
+            *flags,
+        ]
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=clean_env()
+            )
+        program = Program(process, port, log)
+        programs.append(program)
+        program.wait_ready()
+        return program
+
+    yield run
+    for program in programs:
+        if program.process.poll() is None:
+            program.process.kill()
+        program.process.wait(timeout=10)

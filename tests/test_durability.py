@@ -35,7 +35,7 @@ from tests.http_helpers import (
     value,
     wait_for,
 )
-from tests.test_server import EXPORTER, Program, clean_env
+from tests.programs import EXPORTER, Program, clean_env
 
 # The webhook signature check is on by default; these tests post unsigned events.
 UNSIGNED: Final = "--webhook.verify-signature=false"

@@ -12,11 +12,11 @@ from exporter.metrics import WAIT_BUCKETS, create_registry
 from tests.conftest import FakeClock
 
 CONTRACT = {
-    "sipgate_calls": ("counter", {"direction"}),
-    "sipgate_calls_ended": ("counter", {"direction", "outcome"}),
-    "sipgate_calls_active": ("gauge", {"direction", "state"}),
-    "sipgate_call_wait_seconds": ("histogram", {"direction", "outcome"}),
-    "sipgate_call_duration_seconds": ("histogram", {"direction", "answered_by"}),
+    "sipgate_calls": ("counter", {"direction", "line"}),
+    "sipgate_calls_ended": ("counter", {"direction", "outcome", "line"}),
+    "sipgate_calls_active": ("gauge", {"direction", "state", "line"}),
+    "sipgate_call_wait_seconds": ("histogram", {"direction", "outcome", "line"}),
+    "sipgate_call_duration_seconds": ("histogram", {"direction", "answered_by", "line"}),
     "sipgate_hangups": ("counter", {"direction", "cause"}),
     "sipgate_dtmf_events": ("counter", set()),
     "sipgate_webhook_requests": ("counter", {"event", "code"}),
@@ -25,6 +25,10 @@ CONTRACT = {
     "sipgate_webhook_last_received_timestamp_seconds": ("gauge", set()),
     "sipgate_events_unmatched": ("counter", {"event"}),
     "sipgate_calls_evicted": ("counter", set()),
+    "sipgate_team_calls_answered": ("counter", {"team"}),
+    "sipgate_team_talk_seconds": ("counter", {"team"}),
+    "sipgate_team_outgoing_calls": ("counter", {"team"}),
+    "sipgate_label_values_overflow": ("counter", {"label"}),
     "sipgate_exporter_build_info": ("gauge", {"version"}),
 }
 
@@ -107,17 +111,21 @@ def test_values_follow_the_statistics(tracker: CallTracker, clock: FakeClock) ->
         for metric in families.values()
         for name, labels, value in metric
     }
-    assert samples[("sipgate_calls_total", (("direction", "in"),))] == 1
-    assert (
-        samples[("sipgate_calls_ended_total", (("direction", "in"), ("outcome", "answered")))] == 1
-    )
-    assert samples[("sipgate_calls_active", (("direction", "out"), ("state", "ringing")))] == 1
-    wait = (("direction", "in"), ("le", "3.0"), ("outcome", "answered"))
+    line = ("line", "other")
+    assert samples[("sipgate_calls_total", (("direction", "in"), line))] == 1
+    ended = (("direction", "in"), line, ("outcome", "answered"))
+    assert samples[("sipgate_calls_ended_total", ended)] == 1
+    active = (("direction", "out"), line, ("state", "ringing"))
+    assert samples[("sipgate_calls_active", active)] == 1
+    wait = (("direction", "in"), ("le", "3.0"), line, ("outcome", "answered"))
     assert samples[("sipgate_call_wait_seconds_bucket", wait)] == 0
-    wait = (("direction", "in"), ("le", "5.0"), ("outcome", "answered"))
+    wait = (("direction", "in"), ("le", "5.0"), line, ("outcome", "answered"))
     assert samples[("sipgate_call_wait_seconds_bucket", wait)] == 1
-    talk = (("answered_by", "person"), ("direction", "in"))
+    talk = (("answered_by", "person"), ("direction", "in"), line)
     assert samples[("sipgate_call_duration_seconds_sum", talk)] == 90
+    assert samples[("sipgate_team_calls_answered_total", (("team", "other"),))] == 1
+    assert samples[("sipgate_team_talk_seconds_total", (("team", "other"),))] == 90
+    assert samples[("sipgate_team_outgoing_calls_total", (("team", "other"),))] == 1
     assert samples[("sipgate_webhook_last_received_timestamp_seconds", ())] == clock()
 
 

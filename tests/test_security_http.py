@@ -39,8 +39,9 @@ from tests.http_helpers import (
     value,
     wait_for,
 )
+from tests.programs import EXPORTER, clean_env
 from tests.test_guard import public_pem, sign
-from tests.test_server import EXPORTER, clean_env, run_exporter
+from tests.test_server import run_exporter
 
 USER, PASSWORD = "sipgate", "correct horse:battery"
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -356,7 +357,7 @@ def test_ipv6_client_on_an_ipv6_socket(key: rsa.RSAPrivateKey) -> None:
             f"http://[::1]:{server.port}/webhook", body, {"X-Sipgate-Signature": sign(key, body)}
         )
         assert reply.status == 200
-        assert tracker.stats.calls_started["in"] == 1
+        assert tracker.stats.calls_started[("in", "other")] == 1
     finally:
         server.stop()
         thread.join(timeout=15)
@@ -401,7 +402,7 @@ def test_absurd_body_is_refused_by_waitress_before_the_app(live: Live) -> None:
     )
     status, _ = raw_exchange(live.port, request)
     assert status == 413
-    assert live.tracker.stats.calls_started["in"] == 0
+    assert live.tracker.stats.calls_started[("in", "other")] == 0
 
 
 def test_slow_client_is_disconnected_after_the_read_timeout(live: Live) -> None:

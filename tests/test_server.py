@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from prometheus_client.samples import Sample
@@ -33,17 +30,16 @@ from tests.http_helpers import (
     answer,
     assert_invariant,
     fetch,
-    free_port,
     hangup,
     new_call,
     parse_xml,
     text_samples,
     total,
-    try_fetch,
     unread_bytes,
     value,
     wait_for,
 )
+from tests.programs import EXPIRE, EXPORTER, GRACE, SWEEP_SLACK, Start, clean_env
 
 # --- A real server in this process -------------------------------------------------------------
 
@@ -275,86 +271,6 @@ def test_concurrent_calls_are_all_answered_and_counted_once(live: Live) -> None:
 
 
 # --- The program as a subprocess ---------------------------------------------------------------
-
-GRACE = 1.0
-EXPIRE = 2.0
-# The sweeper runs about once a second; allow for it plus a scrape.
-SWEEP_SLACK = 1.6
-EXPORTER = [sys.executable, "-m", "exporter"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIPGATE_EXPORTER_")}
-    env.update(COLUMNS="200", PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
-@dataclass
-class Program:
-    """A running exporter process and where it writes its log."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def stderr(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        def ready() -> bool:
-            assert self.process.poll() is None, f"exporter exited early:\n{self.stderr}"
-            reply = try_fetch(self.base + "/-/ready")
-            return reply is not None and reply.status == 200
-
-        wait_for(ready, timeout=15)
-
-    def samples(self) -> list[Sample]:
-        reply = fetch(self.base + "/metrics")
-        assert reply.status == 200
-        return text_samples(reply.text)
-
-    def post(self, body: str) -> None:
-        assert fetch(self.base + "/webhook", body).status == 200
-
-
-Start = Callable[..., Program]
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Start]:
-    programs: list[Program] = []
-
-    def run(*flags: str) -> Program:
-        port = free_port()
-        log = tmp_path / f"exporter-{len(programs)}.log"
-        args = [
-            *EXPORTER,
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--calls.forward-grace={GRACE:g}s",
-            f"--calls.expire-after={EXPIRE:g}s",
-            "--webhook.verify-signature=false",  # these tests post unsigned events
-            f"--state.path={tmp_path / f'state-{len(programs)}.db'}",
-            *flags,
-        ]
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=clean_env()
-            )
-        program = Program(process, port, log)
-        programs.append(program)
-        program.wait_ready()
-        return program
-
-    yield run
-    for program in programs:
-        if program.process.poll() is None:
-            program.process.kill()
-        program.process.wait(timeout=10)
 
 
 def test_forwarded_call_without_next_leg_ends_after_the_grace(start: Start) -> None:

@@ -1,0 +1,85 @@
+"""Label values for lines, teams and users, each capped so that series stay bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+OTHER: Final = "other"
+LINE: Final = "line"
+TEAM: Final = "team"
+USER: Final = "user"
+LABELS: Final = (LINE, TEAM, USER)
+MAX_VALUE_LENGTH: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class LabelConfig:
+    """What the configuration file says about lines, teams and users."""
+
+    lines: Mapping[str, str] = field(default_factory=dict)
+    teams: Mapping[str, str] = field(default_factory=dict)
+    per_user: bool = False
+    users: tuple[str, ...] | None = None  # an allow-list, or None for all users up to the cap
+    max_lines: int = 50
+    max_teams: int = 50
+    max_users: int = 100
+
+
+def _first_distinct(values: list[str], limit: int) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))[:limit]
+
+
+class Labeler:
+    """Turns numbers and users into label values; folds values past a cap into `other`."""
+
+    def __init__(self, config: LabelConfig, on_overflow: Callable[[str], None]) -> None:
+        self.config = config
+        self._on_overflow = on_overflow
+        self.lines = _first_distinct(list(config.lines.values()), config.max_lines)
+        self.teams = _first_distinct(list(config.teams.values()), config.max_teams)
+        self._allowed_lines = frozenset(self.lines)
+        self._allowed_teams = frozenset(self.teams)
+        self._users: dict[str, None] = dict.fromkeys(config.users or ())
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        """User label values in use, allow-listed or seen so far."""
+        return tuple(self._users)
+
+    def line(self, number: str | None) -> str:
+        """The line of a sipgate number."""
+        name = self.config.lines.get(number or "")
+        return self._capped(name, self._allowed_lines, LINE)
+
+    def team(self, *user_keys: str | None) -> str:
+        """The team of a user given by any of name, userId or fullUserId."""
+        teams = self.config.teams
+        name = next((teams[key] for key in user_keys if key and key in teams), None)
+        return self._capped(name, self._allowed_teams, TEAM)
+
+    def user(self, name: str | None) -> str | None:
+        """The user label of a user name, or None when per-user statistics are off."""
+        if not self.config.per_user:
+            return None
+        if not name:
+            return OTHER
+        name = name[:MAX_VALUE_LENGTH]
+        if name in self._users:
+            return name
+        if self.config.users is not None:
+            return OTHER
+        if len(self._users) >= self.config.max_users:
+            self._on_overflow(USER)
+            return OTHER
+        self._users[name] = None
+        return name
+
+    def _capped(self, name: str | None, allowed: frozenset[str], label: str) -> str:
+        if name is None:
+            return OTHER
+        if name not in allowed:
+            self._on_overflow(label)
+            return OTHER
+        return name

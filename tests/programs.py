@@ -1,0 +1,62 @@
+"""Run the exporter as a real process on a free port, for tests that need the whole program."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.samples import Sample
+
+from tests.http_helpers import fetch, text_samples, try_fetch, wait_for
+
+GRACE = 1.0
+EXPIRE = 2.0
+# The sweeper runs about once a second; allow for it plus a scrape.
+SWEEP_SLACK = 1.6
+EXPORTER = [sys.executable, "-m", "exporter"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIPGATE_EXPORTER_")}
+    env.update(COLUMNS="200", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+@dataclass
+class Program:
+    """A running exporter process and where it writes its log."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            assert self.process.poll() is None, f"exporter exited early:\n{self.stderr}"
+            reply = try_fetch(self.base + "/-/ready")
+            return reply is not None and reply.status == 200
+
+        wait_for(ready, timeout=15)
+
+    def samples(self) -> list[Sample]:
+        reply = fetch(self.base + "/metrics")
+        assert reply.status == 200
+        return text_samples(reply.text)
+
+    def post(self, body: str) -> None:
+        assert fetch(self.base + "/webhook", body).status == 200
+
+
+Start = Callable[..., Program]
