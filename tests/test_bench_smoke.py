@@ -13,7 +13,12 @@ import pytest
 
 from bench.cli import main
 
-pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed")
+
+@pytest.fixture(autouse=True)
+def _wrk_is_installed() -> None:
+    # `make test` installs wrk; a missing tool fails here rather than hiding the test.
+    assert shutil.which("wrk"), "wrk is missing: apt-get install wrk (make test does)"
+
 
 # Rows per numbered section: webhook, scrape, memory, restart, expiry.
 ROWS_PER_SECTION = {"1": 9, "2": 2, "3": 4, "4": 2, "5": 5}
