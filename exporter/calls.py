@@ -149,17 +149,20 @@ class LabelValues:
 class Journal(Protocol):
     """Where a tracker writes what changed it, in order, so that a restart can replay it."""
 
-    def record_event(self, at: float, body: bytes) -> None:
-        """Keep an event's raw body; raise to refuse the event."""
+    def record_event(self, at: float, body: bytes) -> int:
+        """Queue an event's raw body; return its record number."""
 
-    def record_sweep(self, at: float) -> None:
-        """Keep the time of a sweep that ended calls."""
+    def record_sweep(self, at: float) -> int:
+        """Queue the time of a sweep that ended calls."""
 
-    def record_rejection(self, reason: str, code: int) -> None:
-        """Keep a request refused before it became an event."""
+    def record_rejection(self, reason: str, code: int) -> int:
+        """Queue a request refused before it became an event."""
 
-    def record_error(self, event: str) -> None:
-        """Keep a request that failed after it was parsed."""
+    def record_error(self, event: str) -> int:
+        """Queue a request that failed after it was parsed."""
+
+    def wait_durable(self, record: int) -> None:
+        """Return once `record` is on disk; raise if it cannot be written."""
 
     def position(self) -> int:
         """How far the journal got: the last record written."""
@@ -190,22 +193,30 @@ class CallTracker:
         self._active: Counter[tuple[str, str, str]] = Counter()
 
     def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
-        """Apply one valid event received at `now`, first writing its `body` to the journal."""
+        """Apply one valid event received at `now`; return once its `body` is journaled."""
+        journal = self.journal if body is not None else None
         with self._lock:
-            if self.journal is not None and body is not None:
-                self.journal.record_event(now, body)
-            stats = self.stats
-            stats.requests[(event_label(event), "200")] += 1
-            stats.last_received = now
-            if isinstance(event, NewCall):
-                return self._new_call(event, now)
-            if isinstance(event, Answer):
-                return self._answer(event, now)
-            if isinstance(event, Hangup):
-                return self._hangup(event, now)
-            if isinstance(event, Dtmf):
-                return self._dtmf(event, now)
-            return Handled(matched=False)
+            # Numbered under the lock, so that the journal's order is the order applied.
+            record = journal.record_event(now, body) if journal and body else 0
+            handled = self._apply(event, now)
+        # Outside the lock: other requests go on while the journal writer commits.
+        if journal is not None:
+            journal.wait_durable(record)
+        return handled
+
+    def _apply(self, event: Event, now: float) -> Handled:
+        stats = self.stats
+        stats.requests[(event_label(event), "200")] += 1
+        stats.last_received = now
+        if isinstance(event, NewCall):
+            return self._new_call(event, now)
+        if isinstance(event, Answer):
+            return self._answer(event, now)
+        if isinstance(event, Hangup):
+            return self._hangup(event, now)
+        if isinstance(event, Dtmf):
+            return self._dtmf(event, now)
+        return Handled(matched=False)
 
     def configure_labels(self, config: LabelConfig) -> None:
         """Use new lines, teams and users from now on; calls in progress keep their labels."""
@@ -219,17 +230,21 @@ class CallTracker:
     def record_rejection(self, reason: str, code: int) -> None:
         """Count a request refused before it became an event."""
         with self._lock:
-            if self.journal is not None:
-                self.journal.record_rejection(reason, code)
+            journal = self.journal
+            record = journal.record_rejection(reason, code) if journal else 0
             self.stats.rejected[reason] += 1
             self.stats.requests[("invalid", str(code))] += 1
+        if journal is not None:
+            journal.wait_durable(record)
 
     def record_error(self, event: str) -> None:
         """Count a request that failed after it was parsed."""
         with self._lock:
-            if self.journal is not None:
-                self.journal.record_error(event)
+            journal = self.journal
+            record = journal.record_error(event) if journal else 0
             self.stats.requests[(event, "500")] += 1
+        if journal is not None:
+            journal.wait_durable(record)
 
     def observe_request(self, seconds: float) -> None:
         """Record how long answering one webhook request took."""

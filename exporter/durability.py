@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 # Journaled events were accepted once; replay them even if the limits were lowered since.
 _REPLAY_LIMITS: Final = Limits(max_fields=1 << 30, max_users=1 << 30)
 # Snapshot early when the journal grows this long, so that a restart replays little.
-MAX_JOURNAL: Final = 100_000
+MAX_JOURNAL: Final = 20_000
 
 
 def open_durable(tracker: CallTracker, path: Path, sync: str, reset: bool) -> StateStore:

@@ -62,7 +62,12 @@ class JournalEntry:
 
 
 class StateStore:
-    """One exporter's state file, locked against a second exporter."""
+    """One exporter's state file, locked against a second exporter.
+
+    Journal records get their sequence numbers in the order the tracker applies them, and a
+    writer thread commits whatever has queued up in one transaction (group commit), so that
+    many requests share one commit and none holds the tracker's lock while the disk works.
+    """
 
     def __init__(self, path: Path, sync: str = "normal", reset: bool = False) -> None:
         self.path = path
@@ -80,6 +85,13 @@ class StateStore:
             " coalesce((SELECT position FROM snapshot WHERE id = 1), 0))"
         ).fetchone()[0]
         self.journal_length: int = self._db.execute("SELECT count(*) FROM journal").fetchone()[0]
+        self._queue: list[tuple[int, int, float, bytes | None]] = []
+        self._changed = threading.Condition()
+        self._committed = self._position
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._writer = threading.Thread(target=self._write_queued, name="journal", daemon=True)
+        self._writer.start()
 
     def load(self) -> tuple[dict[str, Any] | None, Iterator[JournalEntry]]:
         """The last snapshot, and the journal written after it, oldest first."""
@@ -93,27 +105,35 @@ class StateStore:
             ) from None
         entries = self._db.execute(
             "SELECT kind, at, body FROM journal WHERE seq > ? ORDER BY seq", (position,)
-        )
+        ).fetchall()
         return snapshot, (JournalEntry(kind, at, body) for kind, at, body in entries)
 
-    def record_event(self, at: float, body: bytes) -> None:
-        """Append an event; it is on disk when this returns."""
-        self._append(EVENT, at, body)
+    def record_event(self, at: float, body: bytes) -> int:
+        """Queue an event; it is on disk once `wait_durable` of the number returned returns."""
+        return self._queue_record(EVENT, at, body)
 
-    def record_sweep(self, at: float) -> None:
-        """Append a sweep that ended calls."""
-        self._append(SWEEP, at, None)
+    def record_sweep(self, at: float) -> int:
+        """Queue a sweep that ended calls."""
+        return self._queue_record(SWEEP, at, None)
 
-    def record_rejection(self, reason: str, code: int) -> None:
-        """Append a refused request, so that its counters never go back after a crash."""
-        self._append(REJECTION, time.time(), f"{reason} {code}".encode())
+    def record_rejection(self, reason: str, code: int) -> int:
+        """Queue a refused request, so that its counters never go back after a crash."""
+        return self._queue_record(REJECTION, time.time(), f"{reason} {code}".encode())
 
-    def record_error(self, event: str) -> None:
-        """Append a request that failed after parsing."""
-        self._append(ERROR, time.time(), event.encode())
+    def record_error(self, event: str) -> int:
+        """Queue a request that failed after parsing."""
+        return self._queue_record(ERROR, time.time(), event.encode())
+
+    def wait_durable(self, seq: int) -> None:
+        """Return once record `seq` is committed; raise StateError if writing failed."""
+        with self._changed:
+            while self._committed < seq and self._failure is None:
+                self._changed.wait()
+            if self._committed < seq:
+                raise StateError(f"cannot write the state file {self.path}: {self._failure}")
 
     def position(self) -> int:
-        """Sequence number of the last journal record."""
+        """Sequence number of the last journal record queued."""
         return self._position
 
     def save_snapshot(self, state: dict[str, Any], position: int) -> None:
@@ -121,6 +141,7 @@ class StateStore:
         data = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
         with self._write_lock:
             # One transaction: the snapshot and the journal it replaces change together.
+            # Records up to `position` still queued land later and are skipped by `load`.
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -133,22 +154,52 @@ class StateStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self.journal_length -= cursor.rowcount
+            self.journal_length = max(0, self.journal_length - cursor.rowcount)
 
     def close(self) -> None:
-        """Close the database and release the lock."""
+        """Write what is queued, close the database and release the lock."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        self._writer.join()
         with self._write_lock:
             self._db.close()
         self._lock_file.close()
 
-    def _append(self, kind: int, at: float, body: bytes | None) -> None:
-        # Autocommit: each insert is its own transaction, committed when execute returns.
-        with self._write_lock:
-            cursor = self._db.execute(
-                "INSERT INTO journal (kind, at, body) VALUES (?, ?, ?)", (kind, at, body)
-            )
-            self._position = cursor.lastrowid or self._position
+    def _queue_record(self, kind: int, at: float, body: bytes | None) -> int:
+        with self._changed:
+            if self._failure is not None:
+                raise StateError(f"cannot write the state file {self.path}: {self._failure}")
+            self._position += 1
+            self._queue.append((self._position, kind, at, body))
             self.journal_length += 1
+            self._changed.notify_all()
+            return self._position
+
+    def _write_queued(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                batch, self._queue = self._queue, []
+                if not batch and self._closing:
+                    return
+            try:
+                with self._write_lock:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.executemany(
+                        "INSERT INTO journal (seq, kind, at, body) VALUES (?, ?, ?, ?)", batch
+                    )
+                    self._db.execute("COMMIT")
+            except BaseException as error:  # the disk is full or gone: refuse from now on
+                log.error("cannot write the state file %s: %s", self.path, error)
+                with self._changed:
+                    self._failure = error
+                    self._changed.notify_all()
+                return
+            with self._changed:
+                self._committed = batch[-1][0]
+                self._changed.notify_all()
 
 
 def move_aside(path: Path) -> Path | None:

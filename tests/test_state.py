@@ -54,7 +54,7 @@ def test_journal_survives_reopening(path: Path) -> None:
 def test_snapshot_replaces_the_journal_it_includes(path: Path) -> None:
     store = StateStore(path)
     store.record_event(1.0, NEW_CALL)
-    store.record_event(2.0, ANSWER)
+    store.wait_durable(store.record_event(2.0, ANSWER))
     store.save_snapshot({"marker": 1}, position=1)
     assert store.journal_length == 1
     store.record_event(3.0, HANGUP)
@@ -63,6 +63,26 @@ def test_snapshot_replaces_the_journal_it_includes(path: Path) -> None:
     snapshot, entries = store.load()
     assert snapshot == {"marker": 1}
     assert [e.body for e in entries] == [ANSWER, HANGUP]
+    store.close()
+
+
+def test_records_a_snapshot_already_includes_are_skipped_even_if_written_after_it(
+    path: Path,
+) -> None:
+    store = StateStore(path)
+    first = store.record_event(1.0, NEW_CALL)
+    second = store.record_event(2.0, ANSWER)
+    # The snapshot may be taken before the writer thread committed what it includes.
+    store.save_snapshot({"marker": 2}, position=second)
+    store.wait_durable(second)
+    third = store.record_event(3.0, HANGUP)
+    store.close()
+    assert (first, second, third) == (1, 2, 3)
+    store = StateStore(path)
+    snapshot, entries = store.load()
+    assert snapshot == {"marker": 2}
+    assert [e.body for e in entries] == [HANGUP]
+    assert store.position() == 3
     store.close()
 
 
