@@ -353,6 +353,12 @@ def query_scalar(base_url: str, expr: str, at: float | None = None) -> float | N
     return float(result[0]["value"][1])
 
 
+def sums_by(base_url: str, metric: str, label: str, at: float | None = None) -> dict[str, float]:
+    """The job "sipgate" series of metric summed by one label: {label value: sum}."""
+    result = query_vector(base_url, f'sum by ({label}) ({metric}{{job="sipgate"}})', at)
+    return {sample["metric"].get(label, ""): float(sample["value"][1]) for sample in result}
+
+
 def rule_evaluated_after(base_url: str, moment: float) -> bool:
     """Tell whether every alerting rule group was evaluated after the Unix time moment."""
     groups = get_json(f"{base_url}/api/v1/rules?type=alert")["data"]["groups"]

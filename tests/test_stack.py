@@ -2,9 +2,10 @@
 
 One module fixture starts the three programs on free loopback ports, feeds the exporter with the
 simulator (a normal period, then a burst of unanswered calls) and records what it saw; the tests
-below each assert one thing about it. The rules run on a clock sped up by `SCALE` (see
-`tests.stack_helpers`), and the simulator runs at the same speed, so one real second plays one
-minute for the traffic and for the alerts alike.
+below each assert one thing about it. The exporter runs with a configuration file that names the
+simulator's numbers as lines and its staff as teams, with per-user statistics on. The rules run
+on a clock sped up by `SCALE` (see `tests.stack_helpers`), and the simulator runs at the same
+speed, so one real second plays one minute for the traffic and for the alerts alike.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
+from exporter.traffic import ACCOUNT_LINES, STAFF
 from tests.dashboard_queries import panel_queries
 from tests.stack_helpers import (
     Service,
@@ -46,6 +48,7 @@ from tests.stack_helpers import (
     scale_rule_file,
     service,
     stop,
+    sums_by,
     wait_for,
     write_key_pair,
 )
@@ -59,6 +62,20 @@ ALERTMANAGER_CONFIG: Final = REPO / "alertmanager" / "alertmanager.yml"
 SCALE: Final = 60
 INTERVAL: Final = "1s"  # scrape and rule evaluation interval
 SPIKE: Final = "SipgateMissedCallSpike"
+
+# The exporter's --config.file: two of the simulator's three numbers are the support hotline, the
+# third is sales; Doc is in no team (team "other"). Every user is counted on their own.
+LINES: Final = {ACCOUNT_LINES[0]: "support", ACCOUNT_LINES[1]: "support", ACCOUNT_LINES[2]: "sales"}
+TEAMS: Final = {
+    "Alice": "support",
+    "Bob": "support",
+    "Jürgen": "support",
+    "Zoë": "sales",
+    "Marty": "sales",
+}
+TEAMS_WITH_OTHER: Final = {*TEAMS.values(), "other"}
+# Support gets two thirds of the calls: enough in the burst for the per-line volume minimum.
+SPIKE_LINE: Final = "support"
 
 # Normal period: 4 calls a (simulated) minute for 30 s, i.e. half an hour of traffic, 95 % of it
 # answered. Seed 2 sends ~87 incoming calls, 9 of them not answered by a person: the normal level
@@ -150,7 +167,7 @@ class StackRun:
     normal: Simulation
     burst: Simulation
     spike_series_in_normal_period: list[dict[str, Any]]
-    spike_alert: dict[str, Any] | None
+    spike_alert: dict[str, Any] | None  # the one of SPIKE_LINE
     spike_diagnostics: str
     ended: dict[tuple[str, str], int]
     settled_at: float  # Unix time when every call had ended; dashboard queries run at it
@@ -210,6 +227,17 @@ def write_stack_config(directory: Path, ports: Ports) -> Path:
     return config
 
 
+def write_exporter_config(path: Path) -> Path:
+    """Write the exporter's configuration file (lines, teams, per-user statistics)."""
+    document = {
+        "lines": LINES,
+        "teams": TEAMS,
+        "per_user": {"enabled": True, "users": list(STAFF)},
+    }
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def check_tool(*argv: str) -> None:
     """Run promtool or amtool and fail with its output unless it exits 0."""
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
@@ -257,14 +285,16 @@ def simulate(args: Sequence[str], setup: StackSetup, log: Path) -> Simulation:
         stop(process)
 
 
-def spike_in_alertmanager(alertmanager: str) -> dict[str, Any] | None:
-    """The active SipgateMissedCallSpike alert as Alertmanager's API shows it, if any."""
+def spike_in_alertmanager(alertmanager: str, line: str) -> dict[str, Any] | None:
+    """The active SipgateMissedCallSpike alert of a line as Alertmanager shows it, if any."""
     alerts: list[dict[str, Any]] = get_json(f"{alertmanager}/api/v2/alerts")
     return next(
         (
             alert
             for alert in alerts
-            if alert["labels"].get("alertname") == SPIKE and alert["status"]["state"] == "active"
+            if alert["labels"].get("alertname") == SPIKE
+            and alert["labels"].get("line") == line
+            and alert["status"]["state"] == "active"
         ),
         None,
     )
@@ -274,9 +304,9 @@ def spike_diagnostics(prometheus: str) -> str:
     """The series the spike alert is built from, for a failure message."""
     lines = []
     for expr in (
-        'direction:sipgate_calls_unanswered:ratio15m{direction="in"}',
-        'direction:sipgate_calls_unanswered:ratio1d{direction="in"}',
-        'direction:sipgate_calls_ended_not_expired:increase15m{direction="in"}',
+        'direction_line:sipgate_calls_unanswered:ratio15m{direction="in"}',
+        'direction_line:sipgate_calls_unanswered:ratio1d{direction="in"}',
+        'direction_line:sipgate_calls_ended_not_expired:increase15m{direction="in"}',
         f'ALERTS{{alertname="{SPIKE}"}}',
     ):
         lines.append(f"{expr} = {prometheus_query(prometheus, expr).get('data')}")
@@ -315,6 +345,7 @@ def start_services(running: contextlib.ExitStack, setup: StackSetup, config: Pat
             "--calls.forward-grace=1s",
             f"--webhook.signature-key={setup.public_key}",
             f"--state.path={workdir / 'exporter-state.db'}",
+            f"--config.file={write_exporter_config(workdir / 'exporter.yml')}",
         ],
         "alertmanager": [
             alertmanager,
@@ -384,7 +415,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         burst_log = workdir / "simulate-burst.log"
         burst_process = start_simulator(BURST, setup, burst_log)
         running.callback(stop, burst_process)
-        alert = poll(partial(spike_in_alertmanager, alertmanager), SPIKE_DEADLINE, 0.5, services)
+        alert = poll(
+            partial(spike_in_alertmanager, alertmanager, SPIKE_LINE), SPIKE_DEADLINE, 0.5, services
+        )
         diagnostics = "" if alert else spike_diagnostics(prometheus)
         burst = finish_simulator(burst_process, BURST, burst_log)
 
@@ -570,14 +603,28 @@ def test_spike_alert_reaches_alertmanager(stack: StackRun) -> None:
         for rule in group["rules"]
         if rule.get("alert") == SPIKE
     )
-    assert alert["labels"] == {"alertname": SPIKE, "direction": "in", **rule["labels"]}
+    assert alert["labels"] == {
+        "alertname": SPIKE,
+        "direction": "in",
+        "line": SPIKE_LINE,
+        **rule["labels"],
+    }
     annotations = alert["annotations"]
     for key in ("summary", "runbook_url"):
         assert annotations[key] == rule["annotations"][key]
-    # The description starts with the templated share; the rest is the shipped text.
-    rest = rule["annotations"]["description"].split("}}", 1)[1]
+    # The description starts with the templated share; the rest is the shipped text, with the
+    # line filled in.
+    shipped = rule["annotations"]["description"]
+    named = re.sub(
+        r"\{\{ with \$labels\.line \}\}(.*?)\{\{ \. \}\}\{\{ end \}\}",
+        r"\g<1>" + SPIKE_LINE,
+        shipped,
+    )
+    assert named != shipped, "the description no longer names the line"
+    rest = named.split("}}", 1)[1]
     description = annotations["description"]
     assert description.endswith(rest), description
+    assert f"to line {SPIKE_LINE} " in description, description
     assert description.split(" ", 1)[0].endswith("%"), description
 
 
@@ -602,3 +649,64 @@ def test_every_dashboard_query_returns_data(stack: StackRun) -> None:
         elif body["data"]["resultType"] == "vector" and not has_number(body["data"]["result"]):
             failures.append(f"{query.panel!r} {query.ref_id}: only NaN\n    {query.expr}")
     assert not failures, "panels without data:\n" + "\n".join(failures)
+
+
+def test_calls_are_counted_per_configured_line(stack: StackRun) -> None:
+    started = sums_by(stack.prometheus, "sipgate_calls_total", "line", stack.settled_at)
+    assert set(started) == {*LINES.values(), "other"}
+    assert started["other"] == 0, "every number of the simulator is configured"
+    assert started["support"] > 0
+    assert started["sales"] > 0
+    assert sum(started.values()) == sum(stack.ended.values())
+    ended = sums_by(stack.prometheus, "sipgate_calls_ended_total", "line", stack.settled_at)
+    assert ended == started
+
+
+def test_answered_calls_and_talk_time_per_team(stack: StackRun) -> None:
+    answered = sums_by(
+        stack.prometheus, "sipgate_team_calls_answered_total", "team", stack.settled_at
+    )
+    assert set(answered) == TEAMS_WITH_OTHER
+    assert all(count > 0 for count in answered.values()), answered  # Doc answers as "other"
+    assert sum(answered.values()) == stack.ended[("in", "answered")]
+    talk = sums_by(stack.prometheus, "sipgate_team_talk_seconds_total", "team", stack.settled_at)
+    assert set(talk) == TEAMS_WITH_OTHER
+    person = query_scalar(
+        stack.prometheus,
+        'sum(sipgate_call_duration_seconds_sum{job="sipgate", direction="in", '
+        'answered_by="person"})',
+        stack.settled_at,
+    )
+    assert person is not None
+    assert person > 0
+    assert sum(talk.values()) == pytest.approx(person, rel=1e-6)
+
+
+def test_outgoing_calls_per_team(stack: StackRun) -> None:
+    outgoing = sums_by(
+        stack.prometheus, "sipgate_team_outgoing_calls_total", "team", stack.settled_at
+    )
+    assert set(outgoing) == TEAMS_WITH_OTHER
+    sent = sum(count for (direction, _), count in stack.ended.items() if direction == "out")
+    assert sent > 0
+    assert sum(outgoing.values()) == sent
+
+
+def test_per_user_statistics_add_up_to_the_teams(stack: StackRun) -> None:
+    for user_metric, team_metric in (
+        ("sipgate_user_calls_answered_total", "sipgate_team_calls_answered_total"),
+        ("sipgate_user_talk_seconds_total", "sipgate_team_talk_seconds_total"),
+        ("sipgate_user_outgoing_calls_total", "sipgate_team_outgoing_calls_total"),
+    ):
+        users = sums_by(stack.prometheus, user_metric, "user", stack.settled_at)
+        teams = sums_by(stack.prometheus, team_metric, "team", stack.settled_at)
+        assert set(users) == set(STAFF), user_metric
+        assert sum(users.values()) == pytest.approx(sum(teams.values()), rel=1e-6), user_metric
+
+
+def test_no_label_value_overflowed(stack: StackRun) -> None:
+    overflow = sums_by(
+        stack.prometheus, "sipgate_label_values_overflow_total", "label", stack.settled_at
+    )
+    assert set(overflow) == {"line", "team", "user"}
+    assert sum(overflow.values()) == 0
