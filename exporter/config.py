@@ -426,14 +426,14 @@ FLAGS: Final = (
         _relay_timeout,
         "2s",
         "deadline for one request to the upstream; past it sipgate gets the exporter's own "
-        "reply to newCall",
+        "reply to newCall or dtmf",
     ),
     _Flag(
         "relay.retries",
         "relay_retries",
         _retries,
         "3",
-        "how often a failed answer, hangup or dtmf is tried again in the background",
+        "how often a failed answer or hangup is tried again in the background",
     ),
 )
 

@@ -306,6 +306,40 @@ class Relay:
         url = self.settings.upstreams.get(event.direction)
         if url is None:
             return None
+        reply, follow_ups = self._ask(NEW_CALL, url, incoming, own_url)
+        if follow_ups:
+            self._remember(event.call_id, follow_ups)
+        return reply
+
+    def dtmf(self, event: Dtmf, incoming: Incoming, own_url: str) -> bytes | None:
+        """The upstream's next actions after the digits it gathered; None to use our own reply.
+
+        Like newCall and unlike answer and hangup, sipgate acts on the reply to `onData` (an
+        IVR answers a key press with <Dial> or another <Gather>), so it is relayed at once.
+        """
+        with self._lock:
+            entry = self._calls.get(event.call_id)
+        url = entry[0].on_data if entry is not None else None
+        if url is None:
+            return None
+        reply, follow_ups = self._ask(DTMF, url, incoming, own_url)
+        if reply is not None:
+            before = entry[0] if entry is not None else FollowUps()
+            self._remember(
+                event.call_id,
+                FollowUps(
+                    on_answer=follow_ups.on_answer or before.on_answer,
+                    on_hangup=follow_ups.on_hangup or before.on_hangup,
+                    on_data=follow_ups.on_data,
+                ),
+            )
+        return reply
+
+    def _ask(
+        self, label: str, url: str, incoming: Incoming, own_url: str
+    ) -> tuple[bytes | None, FollowUps]:
+        """Send one event within the deadline; the rewritten reply (None on failure) and
+        the follow-ups it asks for."""
         started = self._clock()
         outcome, reply, follow_ups = OK, None, FollowUps()
         try:
@@ -319,22 +353,20 @@ class Relay:
                 reply, follow_ups = rewrite_reply(body, own_url, url)
         except UpstreamError as error:
             outcome = error.outcome
-            self._warn(NEW_CALL, outcome, url, str(error))
+            self._warn(label, outcome, url, str(error))
         except InvalidReplyError as error:
             outcome = INVALID_REPLY
-            self._warn(NEW_CALL, outcome, url, str(error))
+            self._warn(label, outcome, url, str(error))
         except Exception:
             # Whatever the upstream did, sipgate gets a reply that routes the call.
-            log.exception("relaying newCall to upstream %s failed", urlsplit(url).hostname)
+            log.exception("relaying %s to upstream %s failed", label, urlsplit(url).hostname)
             outcome = ERROR
-        self._count(NEW_CALL, outcome, self._clock() - started)
-        if follow_ups:
-            self._remember(event.call_id, follow_ups)
-        return reply
+        self._count(label, outcome, self._clock() - started)
+        return reply, follow_ups
 
     def follow_up(self, event: Event, incoming: Incoming) -> None:
-        """Queue `event` for the URL the upstream asked for; never blocks."""
-        if not isinstance(event, Answer | Hangup | Dtmf):
+        """Queue answer or hangup for the URL the upstream asked for; never blocks."""
+        if not isinstance(event, Answer | Hangup):
             return
         with self._lock:
             entry = self._calls.get(event.call_id)
@@ -452,9 +484,5 @@ class Relay:
         log.log(level, "relaying %s to upstream %s failed (%s): %s", event, host, outcome, message)
 
 
-def _label(event: Answer | Hangup | Dtmf) -> str:
-    if isinstance(event, Answer):
-        return ANSWER
-    if isinstance(event, Hangup):
-        return HANGUP
-    return DTMF
+def _label(event: Answer | Hangup) -> str:
+    return ANSWER if isinstance(event, Answer) else HANGUP

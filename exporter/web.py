@@ -19,6 +19,7 @@ from exporter.calls import CallTracker, EndedCall
 from exporter.events import (
     DEFAULT_LIMITS,
     Answer,
+    Dtmf,
     Event,
     Hangup,
     InvalidEventError,
@@ -118,6 +119,8 @@ def create_app(
                     incoming = Incoming.from_environ(environ, raw)
                     if isinstance(event, NewCall):
                         body = relay.new_call(event, incoming, webhook_url()) or body
+                    elif isinstance(event, Dtmf):
+                        body = relay.dtmf(event, incoming, webhook_url()) or body
                     else:
                         relay.follow_up(event, incoming)
         except Exception:
