@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
@@ -86,7 +87,9 @@ class Server:
         """Ask `run()` to finish, from another thread; once is enough."""
         if not self._stopping:
             self._stopping = True
-            self._server.pull_trigger()
+            # The loop may see the flag and close the trigger first; then it needs no wake-up.
+            with contextlib.suppress(OSError):
+                self._server.pull_trigger()
 
     def stop_soon(self) -> None:
         """Ask `run()` to finish within POLL_INTERVAL; takes no lock, so signal handlers may."""
