@@ -61,13 +61,18 @@ def load_public_key(pem: bytes) -> RSAPublicKey:
     return key
 
 
-def read_public_key(path: str) -> RSAPublicKey:
-    """The RSA public key in the PEM file at `path`; raise ValueError naming the file."""
+def read_key_file(path: str) -> bytes:
+    """The bytes of a PEM key file (at most 1 MiB); raise ValueError naming the file."""
     try:
         with open(path, "rb") as file:
-            pem = file.read(1024 * 1024)
+            return file.read(1024 * 1024)
     except OSError as error:
         raise ValueError(f"cannot read key file {path!r}: {error.strerror or error}") from None
+
+
+def read_public_key(path: str) -> RSAPublicKey:
+    """The RSA public key in the PEM file at `path`; raise ValueError naming the file."""
+    pem = read_key_file(path)
     try:
         return load_public_key(pem)
     except ValueError as error:

@@ -21,17 +21,13 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from exporter.config import parse_duration
-from exporter.guard import SIGNATURE_HEADER, basic_auth_token
+from exporter.guard import SIGNATURE_HEADER, basic_auth_token, read_key_file
 from exporter.traffic import PlannedCall, PlannedEvent, TrafficPlanner, TrafficProfile
 
 
 def load_signing_key(path: str) -> RSAPrivateKey:
     """The RSA private key in an unencrypted PEM file; raise ValueError naming the file."""
-    try:
-        with open(path, "rb") as file:
-            pem = file.read(1024 * 1024)
-    except OSError as error:
-        raise ValueError(f"cannot read key file {path!r}: {error.strerror or error}") from None
+    pem = read_key_file(path)
     try:
         key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
