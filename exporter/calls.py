@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final, Protocol
 
 from exporter.events import (
@@ -22,6 +23,7 @@ from exporter.events import (
     NewCall,
     event_label,
 )
+from exporter.gc_pause import collector_paused
 from exporter.labels import OTHER, LabelConfig, Labeler
 from exporter.stats import Statistics
 
@@ -48,6 +50,27 @@ _OUTCOME_BY_LAST_CAUSE: Final = {
     "noAnswer": REJECTED,
     FORWARDED: FORWARDED_OUTCOME,
 }
+
+
+# What a snapshot keeps of a call and of each leg, in this order.
+_CALL_FIELD_NAMES: Final = (
+    "call_id",
+    "direction",
+    "started_at",
+    "last_event_at",
+    "answered_at",
+    "person_answered",
+    "voicemail_answered",
+    "last_cause",
+    "last_hangup_at",
+    "grace_until",
+    "open_legs",
+    "line",
+    "team",
+    "user",
+)
+_CALL_FIELDS: Final = attrgetter(*_CALL_FIELD_NAMES)
+_LEG_FIELDS: Final = attrgetter("voicemail", "answered", "hung_up")
 
 
 class Leg:
@@ -284,7 +307,7 @@ class CallTracker:
 
     def export_state(self) -> tuple[dict[str, Any], int]:
         """Plain data to rebuild this tracker from, and the journal position it includes."""
-        with self._lock:
+        with self._lock, collector_paused():
             calls = [self._call_record(call) for call in self._calls.values()]
             stats = self.stats.copy()
             position = self.journal.position() if self.journal is not None else 0
@@ -292,7 +315,7 @@ class CallTracker:
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Replace everything with what `export_state` gave; journaling stays as it is."""
-        with self._lock:
+        with self._lock, collector_paused():
             self.stats.load_dict(state["stats"])
             self._legs.clear()
             self._calls.clear()
@@ -308,58 +331,20 @@ class CallTracker:
             )
             self._graces.extend(graces)
 
-    def _call_record(self, call: Call) -> list[Any]:
-        legs = [
-            [leg_id, leg.voicemail, leg.answered, leg.hung_up]
-            for leg_id in call.leg_ids
-            for leg in (self._legs[leg_id],)
-        ]
-        return [
-            call.call_id,
-            call.direction,
-            call.started_at,
-            call.last_event_at,
-            call.answered_at,
-            call.person_answered,
-            call.voicemail_answered,
-            call.last_cause,
-            call.last_hangup_at,
-            call.grace_until,
-            call.open_legs,
-            legs,
-            call.line,
-            call.team,
-            call.user,
-        ]
+    def _call_record(self, call: Call) -> tuple[Any, ...]:
+        # Runs under the lock for every call in progress: attrgetter copies in C.
+        legs = self._legs
+        return (
+            *_CALL_FIELDS(call),
+            [(leg_id, *_LEG_FIELDS(legs[leg_id])) for leg_id in call.leg_ids],
+        )
 
     def _restore_call(self, record: list[Any]) -> Call:
-        (
-            call_id,
-            direction,
-            started_at,
-            last_event_at,
-            answered_at,
-            person_answered,
-            voicemail_answered,
-            last_cause,
-            last_hangup_at,
-            grace_until,
-            open_legs,
-            legs,
-            line,
-            team,
-            user,
-        ) = record
-        call = Call(call_id, direction, started_at, line)
-        call.team, call.user = team, user
-        call.last_event_at = last_event_at
-        call.answered_at = answered_at
-        call.person_answered = person_answered
-        call.voicemail_answered = voicemail_answered
-        call.last_cause = last_cause
-        call.last_hangup_at = last_hangup_at
-        call.grace_until = grace_until
-        call.open_legs = open_legs
+        *fields, legs = record
+        values = dict(zip(_CALL_FIELD_NAMES, fields, strict=True))
+        call = Call(values["call_id"], values["direction"], values["started_at"], values["line"])
+        for name, value in values.items():
+            setattr(call, name, value)
         for leg_id, voicemail, answered, hung_up in legs:
             leg = Leg(call, voicemail)
             leg.answered, leg.hung_up = answered, hung_up

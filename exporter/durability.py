@@ -10,6 +10,7 @@ from typing import Final
 
 from exporter.calls import CallTracker
 from exporter.events import InvalidEventError, Limits, parse_event
+from exporter.gc_pause import collector_paused
 from exporter.state import ERROR, EVENT, REJECTION, SWEEP, StateStore
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ def open_durable(tracker: CallTracker, path: Path, sync: str, reset: bool) -> St
     if store.moved_aside is not None:
         log.warning("moved state file %s aside to %s; starting fresh", path, store.moved_aside)
     try:
-        replayed = replay(tracker, store)
+        with collector_paused():
+            replayed = replay(tracker, store)
     except BaseException:
         store.close()
         raise
