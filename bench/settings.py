@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from exporter.durability import MAX_JOURNAL
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -21,7 +23,8 @@ class Settings:
     render_samples: int = 20
     memory_steps: tuple[int, ...] = (10_000, 100_000)
     restart_open_calls: int = 100_000
-    restart_journal: int = 99_999
+    # The longest journal a running exporter leaves: it snapshots once this many are written.
+    restart_journal: int = MAX_JOURNAL
     expiry_open_calls: int = 100_000
 
 

@@ -290,8 +290,10 @@ class CallTracker:
                 if oldest.last_event_at > cutoff:
                     break
                 ended.append(self._end(oldest, EXPIRED))
-            if ended and self.journal is not None:
-                self.journal.record_sweep(now)
+            journal = self.journal if ended else None
+            record = journal.record_sweep(now) if journal is not None else 0
+        if journal is not None:
+            journal.wait_durable(record)
         return tuple(ended)
 
     def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str, str]]]:

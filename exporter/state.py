@@ -64,9 +64,10 @@ class JournalEntry:
 class StateStore:
     """One exporter's state file, locked against a second exporter.
 
-    Journal records get their sequence numbers in the order the tracker applies them, and a
-    writer thread commits whatever has queued up in one transaction (group commit), so that
-    many requests share one commit and none holds the tracker's lock while the disk works.
+    Journal records get their sequence numbers in the order the tracker applies them and are
+    queued. A request waiting for its record commits everything queued so far in one
+    transaction, or finds that the request before it already did (group commit): no request
+    holds the tracker's lock while the disk works, and a lone request needs no other thread.
     """
 
     def __init__(self, path: Path, sync: str = "normal", reset: bool = False) -> None:
@@ -86,12 +87,10 @@ class StateStore:
         ).fetchone()[0]
         self.journal_length: int = self._db.execute("SELECT count(*) FROM journal").fetchone()[0]
         self._queue: list[tuple[int, int, float, bytes | None]] = []
-        self._changed = threading.Condition()
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self._committed = self._position
         self._failure: BaseException | None = None
-        self._closing = False
-        self._writer = threading.Thread(target=self._write_queued, name="journal", daemon=True)
-        self._writer.start()
 
     def load(self) -> tuple[dict[str, Any] | None, Iterator[JournalEntry]]:
         """The last snapshot, and the journal written after it, oldest first."""
@@ -126,11 +125,24 @@ class StateStore:
 
     def wait_durable(self, seq: int) -> None:
         """Return once record `seq` is committed; raise StateError if writing failed."""
-        with self._changed:
-            while self._committed < seq and self._failure is None:
-                self._changed.wait()
-            if self._committed < seq:
-                raise StateError(f"cannot write the state file {self.path}: {self._failure}")
+        with self._commit_lock:
+            if self._committed >= seq:
+                return
+            self._raise_if_failed()
+            with self._queue_lock:
+                batch, self._queue = self._queue, []
+            try:
+                with self._write_lock:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._db.executemany(
+                        "INSERT INTO journal (seq, kind, at, body) VALUES (?, ?, ?, ?)", batch
+                    )
+                    self._db.execute("COMMIT")
+            except BaseException as error:  # the disk is full or gone: refuse from now on
+                log.error("cannot write the state file %s: %s", self.path, error)
+                self._failure = error
+                self._raise_if_failed()
+            self._committed = batch[-1][0]
 
     def position(self) -> int:
         """Sequence number of the last journal record queued."""
@@ -158,48 +170,23 @@ class StateStore:
 
     def close(self) -> None:
         """Write what is queued, close the database and release the lock."""
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
-        self._writer.join()
+        if self._failure is None:
+            self.wait_durable(self._position)
         with self._write_lock:
             self._db.close()
         self._lock_file.close()
 
     def _queue_record(self, kind: int, at: float, body: bytes | None) -> int:
-        with self._changed:
-            if self._failure is not None:
-                raise StateError(f"cannot write the state file {self.path}: {self._failure}")
+        self._raise_if_failed()
+        with self._queue_lock:
             self._position += 1
             self._queue.append((self._position, kind, at, body))
             self.journal_length += 1
-            self._changed.notify_all()
             return self._position
 
-    def _write_queued(self) -> None:
-        while True:
-            with self._changed:
-                while not self._queue and not self._closing:
-                    self._changed.wait()
-                batch, self._queue = self._queue, []
-                if not batch and self._closing:
-                    return
-            try:
-                with self._write_lock:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.executemany(
-                        "INSERT INTO journal (seq, kind, at, body) VALUES (?, ?, ?, ?)", batch
-                    )
-                    self._db.execute("COMMIT")
-            except BaseException as error:  # the disk is full or gone: refuse from now on
-                log.error("cannot write the state file %s: %s", self.path, error)
-                with self._changed:
-                    self._failure = error
-                    self._changed.notify_all()
-                return
-            with self._changed:
-                self._committed = batch[-1][0]
-                self._changed.notify_all()
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise StateError(f"cannot write the state file {self.path}: {self._failure}")
 
 
 def move_aside(path: Path) -> Path | None:
