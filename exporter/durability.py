@@ -86,10 +86,11 @@ class Snapshotter:
         self._last = clock()
 
     def maybe_snapshot(self) -> None:
-        """Snapshot if it is time to."""
+        """Snapshot if it is time to; move the write-ahead log into the database in any case."""
         due = self._clock() - self._last >= self._interval
         if due or self._store.journal_length >= MAX_JOURNAL:
             self.snapshot()
+        self._store.checkpoint()
 
     def snapshot(self, force: bool = False) -> None:
         """Write the whole state now, unless nothing was journaled since the last time."""

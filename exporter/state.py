@@ -27,6 +27,7 @@ from typing import IO, Any, Final
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION: Final = 1
+_INSERT: Final = "INSERT INTO journal (seq, kind, at, body) VALUES (?, ?, ?, ?)"
 EVENT: Final = 1
 SWEEP: Final = 2
 REJECTION: Final = 3
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS snapshot (
     data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after the journal is emptied
+    seq INTEGER PRIMARY KEY,  -- numbered by the store, above every snapshot's position
     kind INTEGER NOT NULL,
     at REAL NOT NULL,
     body BLOB
@@ -89,6 +90,10 @@ class StateStore:
         self._queue: list[tuple[int, int, float, bytes | None]] = []
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        # A connection of its own, so that a checkpoint never waits for or blocks a commit.
+        self._checkpointer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._checkpointer.execute("PRAGMA busy_timeout = 5000")
+        self._checkpoint_lock = threading.Lock()
         self._committed = self._position
         self._failure: BaseException | None = None
 
@@ -133,11 +138,12 @@ class StateStore:
                 batch, self._queue = self._queue, []
             try:
                 with self._write_lock:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    self._db.executemany(
-                        "INSERT INTO journal (seq, kind, at, body) VALUES (?, ?, ?, ?)", batch
-                    )
-                    self._db.execute("COMMIT")
+                    if len(batch) == 1:  # autocommit: one statement is one transaction
+                        self._db.execute(_INSERT, batch[0])
+                    else:
+                        self._db.execute("BEGIN IMMEDIATE")
+                        self._db.executemany(_INSERT, batch)
+                        self._db.execute("COMMIT")
             except BaseException as error:  # the disk is full or gone: refuse from now on
                 log.error("cannot write the state file %s: %s", self.path, error)
                 self._failure = error
@@ -168,11 +174,19 @@ class StateStore:
                 raise
             self.journal_length = max(0, self.journal_length - cursor.rowcount)
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database; requests go on writing meanwhile."""
+        with self._checkpoint_lock:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
         """Write what is queued, close the database and release the lock."""
         if self._failure is None:
             self.wait_durable(self._position)
+        with self._checkpoint_lock:
+            self._checkpointer.close()
         with self._write_lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
         self._lock_file.close()
 
@@ -225,6 +239,8 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
         db.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
         # Journaled bodies hold phone numbers: overwrite them when the journal is truncated.
         db.execute("PRAGMA secure_delete = ON")
+        # Checkpoints (which flush to disk) run in the background, not inside a request's commit.
+        db.execute("PRAGMA wal_autocheckpoint = 0")
         if existed:
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":

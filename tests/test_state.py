@@ -234,3 +234,21 @@ def test_another_programs_database_is_refused(path: Path) -> None:
         StateStore(path)
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == [("customers",)]
+
+
+def test_checkpoints_move_the_log_into_the_database(path: Path) -> None:
+    store = StateStore(path)
+    for index in range(300):
+        store.wait_durable(store.record_event(float(index), NEW_CALL))
+    wal = path.with_name(path.name + "-wal")
+    grown = wal.stat().st_size
+    assert grown > 0
+    store.checkpoint()
+    store.wait_durable(store.record_event(301.0, ANSWER))
+    assert wal.stat().st_size <= grown, "after a checkpoint the log is reused from its start"
+    store.close()
+    assert not wal.exists() or wal.stat().st_size == 0
+    store = StateStore(path)
+    _, entries = store.load()
+    assert len(list(entries)) == 301
+    store.close()
