@@ -1,12 +1,15 @@
-"""Durable state in SQLite: a journal of acknowledged events and periodic snapshots.
+"""Durable state: a journal of acknowledged events, and snapshots in SQLite.
 
-Every event is written to the journal (one small transaction) before it is applied and answered,
-so whatever sipgate got a 2xx for survives a crash. A snapshot of the whole state replaces the
-journal up to its position now and then, which keeps restarts fast and the file bounded.
+Every event is written to the journal (exporter/journal_file.py) before it is applied and
+answered, so whatever sipgate got a 2xx for survives a crash. A snapshot of the whole state
+replaces the journal up to its position now and then, which keeps restarts fast and the files
+bounded.
 
-The database runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives the
-process dying at any point (`kill -9`, OOM killer); only an operating-system crash or power loss
-can lose the last transactions. `--state.sync=full` makes every commit wait for the disk too.
+What survives what: a journal record is in the page cache when the request is answered, so it
+survives the process dying at any point (`kill -9`, the OOM killer); the snapshot database runs
+in WAL mode with `synchronous=NORMAL`, the same promise. Only an operating-system crash or a
+power loss can lose the last records; `--state.sync=full` flushes every record and every
+snapshot to the disk too.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from exporter.journal_file import JournalError, JournalFiles
+
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
-_INSERT: Final = "INSERT INTO journal (seq, kind, at, body) VALUES (?, ?, ?, ?)"
+SCHEMA_VERSION: Final = 2
 EVENT: Final = 1
 SWEEP: Final = 2
 REJECTION: Final = 3
@@ -39,12 +43,6 @@ CREATE TABLE IF NOT EXISTS snapshot (
     position INTEGER NOT NULL,
     taken_at REAL NOT NULL,
     data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY,  -- numbered by the store, above every snapshot's position
-    kind INTEGER NOT NULL,
-    at REAL NOT NULL,
-    body BLOB
 );
 """
 
@@ -63,12 +61,10 @@ class JournalEntry:
 
 
 class StateStore:
-    """One exporter's state file, locked against a second exporter.
+    """One exporter's state: its snapshot database and journal, locked against a second one.
 
-    Journal records get their sequence numbers in the order the tracker applies them and are
-    queued. A request waiting for its record commits everything queued so far in one
-    transaction, or finds that the request before it already did (group commit): no request
-    holds the tracker's lock while the disk works, and a lone request needs no other thread.
+    Journal records are numbered and written in the order the tracker applies them (callers
+    hold the tracker's lock); nothing waits for another request.
     """
 
     def __init__(self, path: Path, sync: str = "normal", reset: bool = False) -> None:
@@ -78,23 +74,20 @@ class StateStore:
             # Only under the lock: a reset must never move a running exporter's file away.
             self.moved_aside = move_aside(path) if reset else None
             self._db = _connect(path, sync)
+            self._journal = JournalFiles(path, flush_each=sync == "full")
+        except JournalError as error:
+            self._lock_file.close()
+            raise StateError(f"{error}; start with --state.reset to move the state aside") from None
         except Exception:
             self._lock_file.close()
             raise
         self._write_lock = threading.Lock()
-        self._position: int = self._db.execute(
-            "SELECT max(coalesce((SELECT max(seq) FROM journal), 0),"
-            " coalesce((SELECT position FROM snapshot WHERE id = 1), 0))"
+        self._append_lock = threading.Lock()
+        snapshot_position = self._db.execute(
+            "SELECT coalesce((SELECT position FROM snapshot WHERE id = 1), 0)"
         ).fetchone()[0]
-        self.journal_length: int = self._db.execute("SELECT count(*) FROM journal").fetchone()[0]
-        self._queue: list[tuple[int, int, float, bytes | None]] = []
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
-        # A connection of its own, so that a checkpoint never waits for or blocks a commit.
-        self._checkpointer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._checkpointer.execute("PRAGMA busy_timeout = 5000")
-        self._checkpoint_lock = threading.Lock()
-        self._committed = self._position
+        self._position: int = max(self._journal.last_seq, snapshot_position)
+        self.journal_length = self._position - snapshot_position
         self._failure: BaseException | None = None
 
     def load(self) -> tuple[dict[str, Any] | None, Iterator[JournalEntry]]:
@@ -107,96 +100,81 @@ class StateStore:
             raise StateError(
                 f"state file {self.path} has an unreadable snapshot: {error}"
             ) from None
-        entries = self._db.execute(
-            "SELECT kind, at, body FROM journal WHERE seq > ? ORDER BY seq", (position,)
-        ).fetchall()
-        return snapshot, (JournalEntry(kind, at, body) for kind, at, body in entries)
+        records = self._journal.records
+        self._journal.records = []  # read once, at start
+        return snapshot, (
+            JournalEntry(record.kind, record.at, record.body)
+            for record in records
+            if record.seq > position
+        )
 
     def record_event(self, at: float, body: bytes) -> int:
-        """Queue an event; it is on disk once `wait_durable` of the number returned returns."""
-        return self._queue_record(EVENT, at, body)
+        """Write an event to the journal; return its record number."""
+        return self._append(EVENT, at, body)
 
     def record_sweep(self, at: float) -> int:
-        """Queue a sweep that ended calls."""
-        return self._queue_record(SWEEP, at, None)
+        """Write a sweep that ended calls."""
+        return self._append(SWEEP, at, None)
 
     def record_rejection(self, reason: str, code: int) -> int:
-        """Queue a refused request, so that its counters never go back after a crash."""
-        return self._queue_record(REJECTION, time.time(), f"{reason} {code}".encode())
+        """Write a refused request, so that its counters never go back after a crash."""
+        return self._append(REJECTION, time.time(), f"{reason} {code}".encode())
 
     def record_error(self, event: str) -> int:
-        """Queue a request that failed after parsing."""
-        return self._queue_record(ERROR, time.time(), event.encode())
+        """Write a request that failed after parsing."""
+        return self._append(ERROR, time.time(), event.encode())
 
     def wait_durable(self, seq: int) -> None:
-        """Return once record `seq` is committed; raise StateError if writing failed."""
-        with self._commit_lock:
-            if self._committed >= seq:
-                return
-            self._raise_if_failed()
-            with self._queue_lock:
-                batch, self._queue = self._queue, []
-            try:
-                with self._write_lock:
-                    if len(batch) == 1:  # autocommit: one statement is one transaction
-                        self._db.execute(_INSERT, batch[0])
-                    else:
-                        self._db.execute("BEGIN IMMEDIATE")
-                        self._db.executemany(_INSERT, batch)
-                        self._db.execute("COMMIT")
-            except BaseException as error:  # the disk is full or gone: refuse from now on
-                log.error("cannot write the state file %s: %s", self.path, error)
-                self._failure = error
-                self._raise_if_failed()
-            self._committed = batch[-1][0]
+        """Raise StateError if the journal could not be written; records are written at once."""
+        self._raise_if_failed()
 
     def position(self) -> int:
-        """Sequence number of the last journal record queued."""
+        """Sequence number of the last journal record."""
         return self._position
 
     def save_snapshot(self, state: dict[str, Any], position: int) -> None:
         """Store `state`, which includes the journal up to `position`, and drop that journal."""
         data = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
-        with self._write_lock:
-            # One transaction: the snapshot and the journal it replaces change together.
-            # Records up to `position` still queued land later and are skipped by `load`.
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO snapshot (id, position, taken_at, data) "
-                    "VALUES (1, ?, ?, ?)",
-                    (position, time.time(), data),
-                )
-                cursor = self._db.execute("DELETE FROM journal WHERE seq <= ?", (position,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self.journal_length = max(0, self.journal_length - cursor.rowcount)
+        with self._write_lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO snapshot (id, position, taken_at, data) "
+                "VALUES (1, ?, ?, ?)",
+                (position, time.time(), data),
+            )
+        with self._append_lock:
+            # Records after `position` may already be in the current file: it is kept,
+            # renamed, until the next snapshot covers it.
+            self._journal.rotate(self._position)
+            self.journal_length = self._position - position
+        self._journal.drop_through(position)
 
     def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database; requests go on writing meanwhile."""
-        with self._checkpoint_lock:
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        """Copy the snapshot database's write-ahead log into the database file."""
+        with self._write_lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
-        """Write what is queued, close the database and release the lock."""
-        if self._failure is None:
-            self.wait_durable(self._position)
-        with self._checkpoint_lock:
-            self._checkpointer.close()
+        """Close the journal and the database, and release the lock."""
+        with self._append_lock:
+            self._journal.close()
         with self._write_lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
         self._lock_file.close()
 
-    def _queue_record(self, kind: int, at: float, body: bytes | None) -> int:
+    def _append(self, kind: int, at: float, body: bytes | None) -> int:
         self._raise_if_failed()
-        with self._queue_lock:
-            self._position += 1
-            self._queue.append((self._position, kind, at, body))
+        with self._append_lock:
+            seq = self._position + 1
+            try:
+                self._journal.append(seq, kind, at, body)
+            except OSError as error:  # the disk is full or gone: refuse from now on
+                log.error("cannot write the journal of %s: %s", self.path, error)
+                self._failure = error
+                self._raise_if_failed()
+            self._position = seq
             self.journal_length += 1
-            return self._position
+            return seq
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
@@ -208,10 +186,10 @@ def move_aside(path: Path) -> Path | None:
     if not path.exists():
         return None
     target = path.with_name(f"{path.name}.{time.strftime('%Y%m%dT%H%M%S')}.old")
-    for suffix in ("-wal", "-shm"):
-        companion = path.with_name(path.name + suffix)
-        if companion.exists():
-            companion.rename(target.with_name(target.name + suffix))
+    companions = [*path.parent.glob(path.name + "-*"), *path.parent.glob(path.name + ".journal*")]
+    for companion in sorted(companions):
+        suffix = companion.name.removeprefix(path.name)
+        companion.rename(target.with_name(target.name + suffix))
     path.rename(target)
     return target
 
@@ -237,9 +215,7 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
         db.execute("PRAGMA busy_timeout = 5000")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {'FULL' if sync == 'full' else 'NORMAL'}")
-        # Journaled bodies hold phone numbers: overwrite them when the journal is truncated.
-        db.execute("PRAGMA secure_delete = ON")
-        # Checkpoints (which flush to disk) run in the background, not inside a request's commit.
+        # Checkpoints (which flush to disk) run in the background sweeper.
         db.execute("PRAGMA wal_autocheckpoint = 0")
         if existed:
             check = db.execute("PRAGMA quick_check").fetchone()[0]

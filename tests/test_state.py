@@ -238,17 +238,70 @@ def test_another_programs_database_is_refused(path: Path) -> None:
 
 def test_checkpoints_move_the_log_into_the_database(path: Path) -> None:
     store = StateStore(path)
-    for index in range(300):
-        store.wait_durable(store.record_event(float(index), NEW_CALL))
+    for index in range(20):
+        store.save_snapshot({"calls": list(range(2000 + index))}, store.record_event(1.0, NEW_CALL))
     wal = path.with_name(path.name + "-wal")
     grown = wal.stat().st_size
     assert grown > 0
     store.checkpoint()
-    store.wait_durable(store.record_event(301.0, ANSWER))
+    store.save_snapshot({"calls": []}, store.position())
     assert wal.stat().st_size <= grown, "after a checkpoint the log is reused from its start"
     store.close()
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+def journal_files(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + ".journal*"))
+
+
+def test_snapshots_rotate_the_journal_and_drop_what_they_cover(path: Path) -> None:
+    store = StateStore(path)
+    first = store.record_event(1.0, NEW_CALL)
+    store.save_snapshot({"n": 1}, first)
+    late = store.record_event(2.0, ANSWER)  # after the first snapshot
+    # The first snapshot covered every record of the file it renamed, so that file is gone.
+    assert [p.name for p in journal_files(path)] == ["state.db.journal"]
+    store.save_snapshot({"n": 2}, late - 1)  # a snapshot that does not cover the late record
+    assert [p.name for p in journal_files(path)] == [
+        "state.db.journal",
+        f"state.db.journal.{late:020d}",
+    ]
+    store.close()
+    store = StateStore(path)
+    snapshot, entries = store.load()
+    assert snapshot == {"n": 2}
+    assert [e.body for e in entries] == [ANSWER]
+    store.close()
+
+
+def test_a_record_cut_short_by_a_crash_is_dropped(path: Path) -> None:
+    store = StateStore(path)
+    store.record_event(1.0, NEW_CALL)
+    store.record_event(2.0, ANSWER)
+    store.close()
+    journal = path.with_name(path.name + ".journal")
+    whole = journal.read_bytes()
+    journal.write_bytes(whole[:-10])  # the last write was cut short
     store = StateStore(path)
     _, entries = store.load()
-    assert len(list(entries)) == 301
+    assert [e.body for e in entries] == [NEW_CALL]
+    assert store.record_event(3.0, HANGUP) == 2  # numbering goes on after the last whole one
     store.close()
+    store = StateStore(path)
+    _, entries = store.load()
+    assert [e.body for e in entries] == [NEW_CALL, HANGUP]
+    store.close()
+
+
+def test_damage_inside_the_journal_is_refused(path: Path) -> None:
+    store = StateStore(path)
+    store.record_event(1.0, NEW_CALL)
+    store.record_event(2.0, ANSWER)
+    store.close()
+    journal = path.with_name(path.name + ".journal")
+    damaged = bytearray(journal.read_bytes())
+    damaged[40] ^= 0xFF  # inside the first record's body
+    journal.write_bytes(bytes(damaged))
+    with pytest.raises(StateError, match=r"damaged at byte 0; start with --state\.reset"):
+        StateStore(path)
+    assert journal.read_bytes() == bytes(damaged)
