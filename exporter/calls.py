@@ -207,6 +207,9 @@ class CallTracker:
         self.max_open = max_open
         self.journal: Journal | None = None
         self._lock = threading.Lock()
+        # Request durations take a lock of their own: every request records one, after the
+        # tracker's lock was released, and need not queue behind events again.
+        self._request_lock = threading.Lock()
         self.labels = Labeler(LabelConfig(), self._count_overflow)
         self._legs: dict[str, Leg] = {}
         # Ordered by last event, oldest first, so expiry only looks at the front.
@@ -271,7 +274,7 @@ class CallTracker:
 
     def observe_request(self, seconds: float) -> None:
         """Record how long answering one webhook request took."""
-        with self._lock:
+        with self._request_lock:
             self.stats.request_duration.observe(seconds)
 
     def sweep(self, now: float) -> tuple[EndedCall, ...]:
@@ -298,7 +301,7 @@ class CallTracker:
 
     def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str, str]]]:
         """A consistent copy of the statistics and of active calls by (direction, state, line)."""
-        with self._lock:
+        with self._lock, self._request_lock:
             return self.stats.copy(), self._active.copy()
 
     def label_values(self) -> LabelValues:

@@ -43,9 +43,12 @@ class JournalFiles:
         # Not "-journal": SQLite would take that for its own rollback journal.
         self.current = state_path.with_name(state_path.name + ".journal")
         self._flush_each = flush_each
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the pending bytes
+        self._write_lock = threading.Lock()  # one write at a time, in order
         self.records = self._read_all()
         self._fd = os.open(self.current, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._pending = bytearray()
+        self._pending_last = self._written = self.last_seq
 
     @property
     def last_seq(self) -> int:
@@ -53,18 +56,36 @@ class JournalFiles:
         return max((record.seq for record in self.records), default=0)
 
     def append(self, seq: int, kind: int, at: float, body: bytes | None) -> None:
-        """Write one record; it survives a crash of this process when this returns."""
+        """Queue one record, in order; `write_through(seq)` makes it durable."""
         payload = body or b""
         checked = _CHECKED.pack(seq, kind, at, len(payload)) + payload
-        record = struct.pack("<I", zlib.crc32(checked)) + checked
         with self._lock:
-            os.write(self._fd, record)
+            self._pending += struct.pack("<I", zlib.crc32(checked))
+            self._pending += checked
+            self._pending_last = seq
+
+    def write_through(self, seq: int) -> None:
+        """Return once record `seq` is written (and flushed, with `flush_each`).
+
+        Called without the tracker's lock: the write releases the interpreter lock, and a
+        thread that held a contended lock across it would make every request wait for it.
+        Whoever writes takes everything queued, so a busy moment costs one write.
+        """
+        with self._write_lock:
+            if self._written >= seq:
+                return
+            with self._lock:
+                data, last = self._pending, self._pending_last
+                self._pending = bytearray()
+            os.write(self._fd, data)
             if self._flush_each:
                 os.fsync(self._fd)
+            self._written = last
 
     def rotate(self, last_seq: int) -> None:
         """Rename the current file after its last record and start a new one."""
-        with self._lock:
+        self.write_through(last_seq)
+        with self._write_lock, self._lock:
             os.close(self._fd)
             if self.current.exists():
                 self.current.rename(self._rotated_name(last_seq))
@@ -81,8 +102,9 @@ class JournalFiles:
         return sorted(self.current.parent.glob(self.current.name + ".*"))
 
     def close(self) -> None:
-        """Close the current file."""
-        with self._lock:
+        """Write what is queued and close the current file."""
+        self.write_through(self._pending_last)
+        with self._write_lock:
             os.close(self._fd)
 
     def _rotated_name(self, last_seq: int) -> Path:

@@ -125,8 +125,14 @@ class StateStore:
         return self._append(ERROR, time.time(), event.encode())
 
     def wait_durable(self, seq: int) -> None:
-        """Raise StateError if the journal could not be written; records are written at once."""
+        """Return once record `seq` is written; raise StateError if it cannot be."""
         self._raise_if_failed()
+        try:
+            self._journal.write_through(seq)
+        except OSError as error:  # the disk is full or gone: refuse from now on
+            log.error("cannot write the journal of %s: %s", self.path, error)
+            self._failure = error
+            self._raise_if_failed()
 
     def position(self) -> int:
         """Sequence number of the last journal record."""
@@ -154,7 +160,7 @@ class StateStore:
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
-        """Close the journal and the database, and release the lock."""
+        """Write what is queued, close the journal and the database, and release the lock."""
         with self._append_lock:
             self._journal.close()
         with self._write_lock:
@@ -166,12 +172,7 @@ class StateStore:
         self._raise_if_failed()
         with self._append_lock:
             seq = self._position + 1
-            try:
-                self._journal.append(seq, kind, at, body)
-            except OSError as error:  # the disk is full or gone: refuse from now on
-                log.error("cannot write the journal of %s: %s", self.path, error)
-                self._failure = error
-                self._raise_if_failed()
+            self._journal.append(seq, kind, at, body)
             self._position = seq
             self.journal_length += 1
             return seq
