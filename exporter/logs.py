@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from typing import Final, TextIO
 
@@ -31,17 +34,25 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str, log_format: str, stream: TextIO = sys.stderr) -> None:
-    """Route all loggers to one handler on `stream`, replacing any earlier setup."""
+    """Route all loggers to `stream` through a queue, written out until the process exits.
+
+    Request threads only put records on the queue: writing a line releases the interpreter
+    lock, and a request thread would then wait to get it back. A listener thread writes them.
+    """
     handler = logging.StreamHandler(stream)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(_LEVELS[level])
     # waitress warns about its task queue under any burst; the request metrics show load better.
     logging.getLogger("waitress.queue").setLevel(max(_LEVELS[level], logging.ERROR))
+    listener.start()
+    atexit.register(listener.stop)
 
 
 def mask_number(number: str | None) -> str:

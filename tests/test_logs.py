@@ -1,0 +1,47 @@
+"""Logging: lines written by a listener thread, text or JSON, and masked phone numbers."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from exporter.logs import mask_number, setup_logging
+from tests.http_helpers import wait_for
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_lines_reach_the_stream_from_the_listener_thread(log_format: str) -> None:
+    stream = io.StringIO()
+    setup_logging("info", log_format, stream)
+    logging.getLogger("exporter.test").info("call %s ended", "c1")
+    logging.getLogger("exporter.test").debug("not at info")
+    line = wait_for(lambda: stream.getvalue() or None, timeout=5)
+    assert "call c1 ended" in line
+    assert "not at info" not in stream.getvalue()
+    if log_format == "json":
+        entry = json.loads(line.splitlines()[0])
+        assert entry["level"] == "info"
+        assert entry["message"] == "call c1 ended"
+    assert all(not isinstance(h, logging.StreamHandler) for h in logging.getLogger().handlers)
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [("492111234567", "4921******67"), ("anonymous", "anonymous"), (None, "-"), ("110", "***")],
+)
+def test_phone_numbers_are_masked(number: str | None, shown: str) -> None:
+    assert mask_number(number) == shown
