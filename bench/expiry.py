@@ -12,7 +12,7 @@ from typing import Final
 from bench.stats import median
 from exporter.calls import CallTracker, EndedCall
 from exporter.events import NewCall
-from exporter.logs import setup_logging
+from exporter.logs import stream_handler
 from exporter.metrics import new_statistics
 from exporter.state import StateStore
 from exporter.web import log_call_ended
@@ -84,11 +84,15 @@ def _snapshot(tracker: CallTracker, path: Path) -> tuple[float, float]:
 
 
 def _log_seconds(ended: tuple[EndedCall, ...]) -> float:
-    """What cli's sweeper adds: one info line per ended call, to a discarded stream."""
+    """What logging an expired call costs: one info line each, formatted and written.
+
+    The exporter writes log lines on a listener thread; this times that thread's work in line.
+    """
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     with open(os.devnull, "w", encoding="utf-8") as sink:
-        setup_logging("info", "text", sink)
+        root.handlers[:] = [stream_handler("text", sink)]
+        root.setLevel(logging.INFO)
         try:
             started = time.perf_counter()
             for call in ended:

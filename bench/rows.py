@@ -112,7 +112,7 @@ def expiry_rows(expiry: Expiry, open_calls: int, baseline_throughput: float) -> 
     measures = (
         (f"sweep, {open_calls:,} open, none expire", expiry.nothing),
         (f"sweep, {open_calls:,} open, all expire (tracker lock held)", expiry.everything),
-        (f"  + cli's log line per expired call ({open_calls:,} lines)", expiry.logging),
+        (f"  + logging each expired call ({open_calls:,} lines)", expiry.logging),
         (f"snapshot, {open_calls:,} open: export_state (tracker lock held)", expiry.snapshot_lock),
         (f"snapshot, {open_calls:,} open: total with JSON, zlib, SQLite", expiry.snapshot_total),
     )

@@ -33,19 +33,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def stream_handler(log_format: str, stream: TextIO) -> logging.Handler:
+    """A handler writing lines in `log_format` (text or json) to `stream`."""
+    handler = logging.StreamHandler(stream)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
 def setup_logging(level: str, log_format: str, stream: TextIO = sys.stderr) -> None:
     """Route all loggers to `stream` through a queue, written out until the process exits.
 
     Request threads only put records on the queue: writing a line releases the interpreter
     lock, and a request thread would then wait to get it back. A listener thread writes them.
     """
-    handler = logging.StreamHandler(stream)
-    if log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler)
+    listener = logging.handlers.QueueListener(records, stream_handler(log_format, stream))
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(_LEVELS[level])
