@@ -185,7 +185,7 @@ class Journal(Protocol):
         """Queue a request that failed after it was parsed."""
 
     def wait_durable(self, record: int) -> None:
-        """Return once `record` is on disk; raise if it cannot be written."""
+        """Return once `record` is written durably enough to acknowledge; raise if it cannot be."""
 
     def position(self) -> int:
         """How far the journal got: the last record written."""
