@@ -266,9 +266,10 @@ class CallTracker:
     def record_error(self, event: str) -> None:
         """Count a request that failed after it was parsed."""
         with self._lock:
+            # Counted first: when the journal itself is failing, the error still shows.
+            self.stats.requests[(event, "500")] += 1
             journal = self.journal
             record = journal.record_error(event) if journal else 0
-            self.stats.requests[(event, "500")] += 1
         if journal is not None:
             journal.wait_durable(record)
 

@@ -1,14 +1,20 @@
 """The journal beside the state database: append-only files of checksummed records.
 
-One `os.write` per record puts it in the operating system's page cache, where it survives the
-process dying at any moment (`kill -9`, the OOM killer), for a few microseconds and without
-waiting for other requests; `fsync` after each write (`--state.sync=full`) extends that to a
-machine crash. At each snapshot the current file is renamed and a new one started; a renamed
-file is deleted once a snapshot covers every record in it.
+Records are copied into a shared memory mapping of the current file. A copy is in the
+operating system's page cache the moment it is made, where it survives the process dying at
+any moment (`kill -9`, the OOM killer), without a system call and without giving up the
+interpreter lock, so requests neither wait for each other nor for the kernel. `fsync` after
+each record (`--state.sync=full`) extends that to a machine crash. At each snapshot the current
+file is cut to its records, renamed and a new one started; a renamed file is deleted once a
+snapshot covers every record in it.
+
+The current file is allocated ahead in steps, so its end is zeros; reading stops there.
 """
 
 from __future__ import annotations
 
+import errno
+import mmap
 import os
 import struct
 import threading
@@ -20,6 +26,10 @@ from typing import Final
 # crc32, seq, kind, at, body length; the checksum covers everything after it.
 _HEADER: Final = struct.Struct("<IQBdI")
 _CHECKED: Final = struct.Struct("<QBdI")
+_CRC: Final = struct.Struct("<I")
+HEADER_SIZE: Final = _HEADER.size
+# Allocated ahead, then doubled: a journal between snapshots is a few MiB at most.
+FIRST_SIZE: Final = 1 << 20
 
 
 class JournalError(Exception):
@@ -43,12 +53,11 @@ class JournalFiles:
         # Not "-journal": SQLite would take that for its own rollback journal.
         self.current = state_path.with_name(state_path.name + ".journal")
         self._flush_each = flush_each
-        self._lock = threading.Lock()  # guards the pending bytes
-        self._write_lock = threading.Lock()  # one write at a time, in order
+        self._lock = threading.Lock()  # guards the file, its mapping and the end
+        self._sync_lock = threading.Lock()  # one fsync at a time
         self.records = self._read_all()
-        self._fd = os.open(self.current, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._pending = bytearray()
-        self._pending_last = self._written = self.last_seq
+        self._last = self._synced = self.last_seq
+        self._fd, self._end, self._map = self._open_current()
 
     @property
     def last_seq(self) -> int:
@@ -56,40 +65,51 @@ class JournalFiles:
         return max((record.seq for record in self.records), default=0)
 
     def append(self, seq: int, kind: int, at: float, body: bytes | None) -> None:
-        """Queue one record, in order; `write_through(seq)` makes it durable."""
+        """Add one record, in order; raise OSError if the file cannot grow.
+
+        Once this returns the record survives the process; `write_through(seq)` is needed only
+        to survive the machine.
+        """
         payload = body or b""
         checked = _CHECKED.pack(seq, kind, at, len(payload)) + payload
+        record = _CRC.pack(zlib.crc32(checked)) + checked
         with self._lock:
-            self._pending += struct.pack("<I", zlib.crc32(checked))
-            self._pending += checked
-            self._pending_last = seq
+            start = self._end
+            end = start + len(record)
+            if end > len(self._map):
+                self._grow(end)
+            self._map[start:end] = record
+            self._end = end
+            self._last = seq
 
     def write_through(self, seq: int) -> None:
-        """Return once record `seq` is written (and flushed, with `flush_each`).
+        """Return once record `seq` is as durable as asked for: flushed, with `flush_each`.
 
-        Called without the tracker's lock: the write releases the interpreter lock, and a
-        thread that held a contended lock across it would make every request wait for it.
-        Whoever writes takes everything queued, so a busy moment costs one write.
+        Called without the tracker's lock, since `fsync` releases the interpreter lock. Whoever
+        flushes takes everything appended so far, so a busy moment costs one flush.
         """
-        with self._write_lock:
-            if self._written >= seq:
+        if not self._flush_each:
+            return
+        with self._sync_lock:
+            if self._synced >= seq:
                 return
             with self._lock:
-                data, last = self._pending, self._pending_last
-                self._pending = bytearray()
-            os.write(self._fd, data)
-            if self._flush_each:
-                os.fsync(self._fd)
-            self._written = last
+                last = self._last
+                fd = os.dup(self._fd)  # rotate may close the file meanwhile
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._synced = last
 
     def rotate(self, last_seq: int) -> None:
         """Rename the current file after its last record and start a new one."""
         self.write_through(last_seq)
-        with self._write_lock, self._lock:
-            os.close(self._fd)
+        with self._lock:
+            self._close_current()
             if self.current.exists():
                 self.current.rename(self._rotated_name(last_seq))
-            self._fd = os.open(self.current, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd, self._end, self._map = self._open_current()
 
     def drop_through(self, position: int) -> None:
         """Delete renamed files whose records a snapshot at `position` all covers."""
@@ -102,10 +122,32 @@ class JournalFiles:
         return sorted(self.current.parent.glob(self.current.name + ".*"))
 
     def close(self) -> None:
-        """Write what is queued and close the current file."""
-        self.write_through(self._pending_last)
-        with self._write_lock:
-            os.close(self._fd)
+        """Flush what `flush_each` asks for and close the current file, cut to its records."""
+        self.write_through(self._last)
+        with self._lock:
+            self._close_current()
+
+    def _open_current(self) -> tuple[int, int, mmap.mmap]:
+        """The current file, where its records end (reading cut it there), and its mapping."""
+        fd = os.open(self.current, os.O_RDWR | os.O_CREAT, 0o600)
+        end = os.fstat(fd).st_size
+        _allocate(fd, max(FIRST_SIZE, end))
+        return fd, end, mmap.mmap(fd, 0)
+
+    def _grow(self, needed: int) -> None:
+        size = len(self._map)
+        while size < needed:
+            size *= 2
+        _allocate(self._fd, size)
+        self._map.close()
+        self._map = mmap.mmap(self._fd, size)
+
+    def _close_current(self) -> None:
+        self._map.close()
+        os.ftruncate(self._fd, self._end)
+        if self._flush_each:
+            os.fsync(self._fd)
+        os.close(self._fd)
 
     def _rotated_name(self, last_seq: int) -> Path:
         return self.current.with_name(f"{self.current.name}.{last_seq:020d}")
@@ -120,31 +162,59 @@ class JournalFiles:
         return records
 
 
+def _allocate(fd: int, size: int) -> None:
+    """Make the file `size` bytes long, its new blocks reserved.
+
+    Reserved now, a full disk is an OSError here rather than a SIGBUS when a record is copied
+    into a page the file system cannot back.
+    """
+    current = os.fstat(fd).st_size
+    if size <= current:
+        return
+    try:
+        os.posix_fallocate(fd, current, size - current)
+    except OSError as error:
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        os.pwrite(fd, bytes(size - current), current)
+
+
 def _read(path: Path, repair_tail: bool) -> list[Record]:
+    """The records of one file; with `repair_tail`, cut it after its last whole record."""
     data = path.read_bytes()
+    # Past the last byte that is not zero there are no records, only space allocated ahead.
+    used = len(data.rstrip(b"\0"))
     records, offset = [], 0
-    while offset < len(data):
-        end = offset + _HEADER.size
-        if end <= len(data):
-            crc, seq, kind, at, length = _HEADER.unpack_from(data, offset)
-            body_end = end + length
-            whole = body_end <= len(data)
-            if whole and zlib.crc32(data[offset + 4 : body_end]) == crc:
-                body = data[end:body_end] if length else None
-                records.append(Record(seq, kind, at, body))
-                offset = body_end
-                continue
-        if repair_tail and _is_tail(data, offset):
-            # A record cut short by a crash: it was never acknowledged.
-            os.truncate(path, offset)
-            break
-        raise JournalError(f"journal file {path} is damaged at byte {offset}")
+    while offset < used:
+        record = _record_at(data, offset)
+        if record is not None:
+            records.append(record)
+            offset += _HEADER.size + len(record.body or b"")
+            continue
+        if not (repair_tail and _is_tail(data, offset, used)):
+            raise JournalError(f"journal file {path} is damaged at byte {offset}")
+        break  # a record cut short by a crash: it was never acknowledged
+    if repair_tail and offset < len(data):
+        os.truncate(path, offset)
     return records
 
 
-def _is_tail(data: bytes, offset: int) -> bool:
-    """Whether the damage at `offset` can only be the last record, cut short."""
-    if offset + _HEADER.size > len(data):
-        return True
-    length: int = _HEADER.unpack_from(data, offset)[4]
-    return offset + _HEADER.size + length >= len(data)
+def _record_at(data: bytes, offset: int) -> Record | None:
+    """The whole, intact record at `offset`, or None."""
+    end = offset + _HEADER.size
+    if end > len(data):
+        return None
+    crc, seq, kind, at, length = _HEADER.unpack_from(data, offset)
+    body_end = end + length
+    if seq == 0 or body_end > len(data) or zlib.crc32(data[offset + 4 : body_end]) != crc:
+        return None
+    return Record(seq, kind, at, data[end:body_end] if length else None)
+
+
+def _is_tail(data: bytes, offset: int, used: int) -> bool:
+    """Whether the damage at `offset` can only be the last record, cut short.
+
+    One record is written at a time, so a record cut short by a crash has no whole record
+    after it; damage with a whole record after it is damage.
+    """
+    return all(_record_at(data, later) is None for later in range(offset + 1, used))

@@ -125,14 +125,12 @@ class StateStore:
         return self._append(ERROR, time.time(), event.encode())
 
     def wait_durable(self, seq: int) -> None:
-        """Return once record `seq` is written; raise StateError if it cannot be."""
+        """Return once record `seq` is as durable as `sync` asks; raise StateError if not."""
         self._raise_if_failed()
         try:
             self._journal.write_through(seq)
-        except OSError as error:  # the disk is full or gone: refuse from now on
-            log.error("cannot write the journal of %s: %s", self.path, error)
-            self._failure = error
-            self._raise_if_failed()
+        except OSError as error:
+            self._fail(error)
 
     def position(self) -> int:
         """Sequence number of the last journal record."""
@@ -172,10 +170,19 @@ class StateStore:
         self._raise_if_failed()
         with self._append_lock:
             seq = self._position + 1
-            self._journal.append(seq, kind, at, body)
+            try:
+                self._journal.append(seq, kind, at, body)
+            except OSError as error:
+                self._fail(error)
             self._position = seq
             self.journal_length += 1
             return seq
+
+    def _fail(self, error: OSError) -> None:
+        """The disk is full or gone: refuse every event from now on, since none can be kept."""
+        log.error("cannot write the journal of %s: %s", self.path, error)
+        self._failure = error
+        self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

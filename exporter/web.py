@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import time
@@ -34,6 +35,7 @@ from exporter.guard import Guard, Rejected
 from exporter.logs import mask_number
 from exporter.metrics import INVALID_EVENT
 from exporter.relay import Incoming, Relay
+from exporter.state import StateError
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,9 @@ def create_app(
                         relay.follow_up(event, incoming)
         except Exception:
             log.exception("webhook request failed")
-            tracker.record_error(label)
+            # A failing state file fails this too, once counted; the reply is the same.
+            with contextlib.suppress(StateError):
+                tracker.record_error(label)
             status, body, content_type = 500, b"internal error\n", TEXT_CONTENT_TYPE
         tracker.observe_request(time.perf_counter() - started)
         headers = {"Content-Type": content_type, **dict(extra_headers)}
