@@ -126,10 +126,14 @@ def crash(program: Program) -> None:
 
 def replayed_records(program: Program) -> int:
     """How many journal records the exporter replayed at start, from its log line."""
-    for line in program.stderr.splitlines():
-        if "journal records replayed" in line:
-            return int(line.split(" journal records replayed")[0].rsplit(" ", 1)[1])
-    raise AssertionError(f"no replay line in the log:\n{program.stderr}")
+
+    def replay_line() -> str | None:
+        lines = program.stderr.splitlines()
+        return next((line for line in lines if "journal records replayed" in line), None)
+
+    # Log lines are written in batches, a moment after the exporter is ready.
+    line = wait_for(replay_line, timeout=5)
+    return int(line.split(" journal records replayed")[0].rsplit(" ", 1)[1])
 
 
 # --- Load: many connections, every acknowledged event tallied -----------------------------------

@@ -1,4 +1,4 @@
-"""Logging: lines written by a listener thread, text or JSON, and masked phone numbers."""
+"""Logging: lines written in batches by a writer thread, text or JSON, and masked numbers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.logs import mask_number, setup_logging
+from exporter.logs import BatchedHandler, formatter, mask_number, setup_logging
 from tests.http_helpers import wait_for
 
 
@@ -24,7 +24,7 @@ def restored_logging() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restored_logging")
 @pytest.mark.parametrize("log_format", ["text", "json"])
-def test_lines_reach_the_stream_from_the_listener_thread(log_format: str) -> None:
+def test_lines_reach_the_stream_from_the_writer_thread(log_format: str) -> None:
     stream = io.StringIO()
     setup_logging("info", log_format, stream)
     logging.getLogger("exporter.test").info("call %s ended", "c1")
@@ -37,6 +37,38 @@ def test_lines_reach_the_stream_from_the_listener_thread(log_format: str) -> Non
         assert entry["level"] == "info"
         assert entry["message"] == "call c1 ended"
     assert all(not isinstance(h, logging.StreamHandler) for h in logging.getLogger().handlers)
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts the writes it gets."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_a_logging_thread_only_queues_and_the_writer_writes_a_batch_at_once() -> None:
+    stream = CountingStream()
+    handler = BatchedHandler(formatter("text"), stream, interval=3600)
+    logger = logging.getLogger("exporter.test.batch")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for number in range(1000):
+            logger.warning("line %d", number)
+        assert stream.getvalue() == "", "nothing is written in the thread that logs"
+        handler.flush()
+        lines = stream.getvalue().splitlines()
+        assert [line.rsplit(" ", 1)[1] for line in lines] == [str(n) for n in range(1000)]
+        assert stream.writes == 1
+        logger.warning("after")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        handler.close()
+    assert stream.getvalue().endswith(": after\n"), "closing writes what is left"
 
 
 @pytest.mark.parametrize(
