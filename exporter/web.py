@@ -54,8 +54,27 @@ def subscribe_reply(webhook_url: str) -> bytes:
     ).encode()
 
 
-def request_webhook_url(request: bottle.BaseRequest) -> str:
+# What of a request its webhook URL depends on: the rest need not be read again each time.
+_URL_KEYS: Final = (
+    "HTTP_X_FORWARDED_PROTO",
+    "wsgi.url_scheme",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_HOST",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SCRIPT_NAME",
+)
+
+
+def request_webhook_url(environ: dict[str, Any]) -> str:
     """This exporter's webhook URL as the client reached it (honours X-Forwarded-Proto/Host)."""
+    return _webhook_url(tuple(environ.get(key) for key in _URL_KEYS))
+
+
+@lru_cache(maxsize=64)
+def _webhook_url(values: tuple[str | None, ...]) -> str:
+    environ = {key: value for key, value in zip(_URL_KEYS, values, strict=True) if value}
+    request = bottle.BaseRequest(environ)
     parts = request.urlparts
     path = str(request.script_name).rstrip("/") + WEBHOOK_PATH
     return urlunsplit((str(parts.scheme), str(parts.netloc), path, "", ""))
@@ -85,7 +104,7 @@ def create_app(
     warned_reasons: set[str] = set()
 
     def webhook_url() -> str:
-        return public_url or request_webhook_url(bottle.request)
+        return public_url or request_webhook_url(bottle.request.environ)
 
     def webhook() -> bottle.HTTPResponse:
         started = time.perf_counter()

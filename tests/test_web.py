@@ -168,6 +168,32 @@ def test_new_call_reply_honours_forwarded_proto_and_host(web: Web) -> None:
     web.check_invariant()
 
 
+def test_each_host_and_mount_point_gets_its_own_webhook_url(web: Web) -> None:
+    # The URL is derived once per host and cached: a second name must not get the first's.
+    seen = []
+    for number, (host, script) in enumerate(
+        [
+            ("a.example.com", ""),
+            ("b.example.com", ""),
+            ("a.example.com", "/hooks"),
+            ("a.example.com", ""),
+        ]
+    ):
+        response = web.post(
+            new_call(str(number)),
+            headers={"X-Forwarded-Host": host},
+            extra_environ={"SCRIPT_NAME": script},
+        )
+        seen.append(reply_urls(response)[0])
+    assert seen == [
+        "http://a.example.com/webhook",
+        "http://b.example.com/webhook",
+        "http://a.example.com/hooks/webhook",
+        "http://a.example.com/webhook",
+    ]
+    web.check_invariant()
+
+
 def test_new_call_reply_prefers_the_configured_public_url(make_web: MakeWeb) -> None:
     public = "https://user:pw@stats.example.com/hooks/sipgate?a=1&b=2"
     web = make_web(public_url=public)
