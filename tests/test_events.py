@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exporter.events import (
     Answer,
@@ -12,6 +16,7 @@ from exporter.events import (
     NewCall,
     UnknownEvent,
     check_content_type,
+    form_pairs,
     parse_event,
 )
 
@@ -159,3 +164,14 @@ def test_other_content_types_fail(content_type: str | None, message: str) -> Non
     with pytest.raises(InvalidEventError, match=message) as caught:
         check_content_type(content_type)
     assert caught.value.reason == "content_type"
+
+
+@given(st.text(alphabet="ab=&%+2CF8Ä é;", max_size=40) | st.text(max_size=40))
+def test_form_pairs_decode_exactly_as_parse_qsl(text: str) -> None:
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        with pytest.raises(UnicodeDecodeError):
+            form_pairs(text)
+        return
+    assert form_pairs(text) == expected
