@@ -18,6 +18,7 @@ from exporter.config import Config, ConfigError, parse_config
 from exporter.config_file import ConfigFileError, load_label_config
 from exporter.durability import Snapshotter, open_durable
 from exporter.events import Limits
+from exporter.gc_pause import settle_after_start
 from exporter.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.logs import setup_logging
 from exporter.metrics import create_registry, new_relay_stats, new_statistics
@@ -204,6 +205,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         )
         return 1
     stop_on_signals(server.stop_soon)
+    settle_after_start()
     sweeper.start()
     if relay is not None:
         log.info("relay mode: events are passed on to %s", _relay_hosts(relay))
