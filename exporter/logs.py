@@ -109,6 +109,12 @@ def formatter(log_format: str) -> logging.Formatter:
 
 def setup_logging(level: str, log_format: str, stream: TextIO = sys.stderr) -> None:
     """Route all loggers to `stream` through a BatchedHandler; logging.shutdown writes the rest."""
+    # What no line shows need not be looked up for every record (the logging HOWTO's
+    # "Optimization" list): the caller's file and line, thread, process.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [BatchedHandler(formatter(log_format), stream)]
     root.setLevel(_LEVELS[level])
