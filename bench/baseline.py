@@ -1,17 +1,26 @@
 """The stack's own ceiling: a bare Bottle app on waitress that does the least a webhook must.
 
-It reads the form body, parses it with `parse_qsl` as the exporter does, increments one counter
-and answers newCall with the same XML. Run as `python -m bench.baseline --port N --threads 4`.
+It reads the form body, parses it with `parse_qsl`, increments one counter and answers newCall
+with the same XML. With `--signature-key` it first checks sipgate's signature header as the
+exporter does (RSA PKCS#1 v1.5 with SHA-256), the ceiling of any webhook that checks it. Run as
+`python -m bench.baseline --port N --threads 4 [--signature-key PEM]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import logging
 from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 import bottle
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from waitress import create_server
 
@@ -26,7 +35,7 @@ def subscribe_reply(url: str) -> bytes:
     ).encode()
 
 
-def create_app(webhook_url: str) -> bottle.Bottle:
+def create_app(webhook_url: str, signature_key: RSAPublicKey | None = None) -> bottle.Bottle:
     """The baseline app: POST /webhook, GET /metrics and GET /-/ready."""
     app = bottle.Bottle()
     registry = CollectorRegistry(auto_describe=True)
@@ -34,7 +43,14 @@ def create_app(webhook_url: str) -> bottle.Bottle:
     new_call_reply = subscribe_reply(webhook_url)
 
     def webhook() -> bottle.HTTPResponse:
-        fields = dict(parse_qsl(bottle.request.body.read().decode(), keep_blank_values=True))
+        raw = bottle.request.body.read()
+        if signature_key is not None:
+            signature = bottle.request.environ.get("HTTP_X_SIPGATE_SIGNATURE", "")
+            try:
+                signature_key.verify(base64.b64decode(signature), raw, PKCS1v15(), SHA256())
+            except (InvalidSignature, binascii.Error):
+                return bottle.HTTPResponse("bad signature\n", status=403)
+        fields = dict(parse_qsl(raw.decode(), keep_blank_values=True))
         events.inc()
         body = new_call_reply if fields.get("event") == "newCall" else EMPTY_REPLY
         return bottle.HTTPResponse(body, headers={"Content-Type": XML_CONTENT_TYPE})
@@ -58,10 +74,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--signature-key", help="PEM public key: check X-Sipgate-Signature")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     url = f"http://127.0.0.1:{args.port}/webhook"
-    server = create_server(create_app(url), host="127.0.0.1", port=args.port, threads=args.threads)
+    key = None
+    if args.signature_key:
+        with open(args.signature_key, "rb") as pem:
+            loaded = load_pem_public_key(pem.read())
+        if not isinstance(loaded, RSAPublicKey):
+            raise SystemExit(f"{args.signature_key}: not an RSA public key")
+        key = loaded
+    server = create_server(
+        create_app(url, key), host="127.0.0.1", port=args.port, threads=args.threads
+    )
     server.run()
 
 

@@ -60,17 +60,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_baseline(workdir: Path, threads: int) -> Process:
-    """Start bench/baseline.py and wait until it answers."""
-    process = launch_baseline(workdir, threads)
+def start_baseline(workdir: Path, threads: int, signature_key: Path | None = None) -> Process:
+    """Start bench/baseline.py (checking signatures with `signature_key`) until it answers."""
+    process = launch_baseline(workdir, threads, signature_key)
     wait_ready(process)
     return process
 
 
-def launch_baseline(workdir: Path, threads: int) -> Process:
+def launch_baseline(workdir: Path, threads: int, signature_key: Path | None = None) -> Process:
     """Start bench/baseline.py without waiting for it."""
     port = free_port()
     argv = ["-m", "bench.baseline", "--port", str(port), "--threads", str(threads)]
+    if signature_key is not None:
+        argv.append(f"--signature-key={signature_key}")
     return _launch(argv, port, workdir / "baseline.log")
 
 

@@ -10,7 +10,7 @@ from bench.memory import Memory
 from bench.report import Bar, Row
 from bench.restart import Restart
 from bench.stats import median, paired_ratio
-from bench.targets import BASELINE, DEFAULT, DURABLE, TARGETS
+from bench.targets import BASELINE, DEFAULT, DURABLE, PLAIN, SIGNED_BASELINE
 
 THROUGHPUT_BAR: Final = Bar("≥ 0.85", 0.85, at_least=True)
 P99_BAR: Final = Bar("≤ 1.5", 1.5, at_least=False)
@@ -18,7 +18,17 @@ SCRAPED_BAR: Final = Bar("≥ 0.95", 0.95, at_least=True)
 BYTES_PER_CALL: Final = 2048.0
 MEMORY_BAR: Final = Bar("≤ 2 KiB/call", BYTES_PER_CALL, at_least=False, on_ratio=False)
 READY_BAR: Final = Bar("≤ 2 s", 2.0, at_least=False, on_ratio=False)
-BARRED: Final = (DURABLE, DEFAULT)
+# The issue's bars: the exporter with durable state against the baseline, and the defaults,
+# which add sipgate's RSA-4096 signature check, against the baseline doing the same check.
+BARRED: Final = ((DURABLE, BASELINE), (DEFAULT, SIGNED_BASELINE))
+# Every comparison shown: each configuration against the baseline, and the signature pair.
+COMPARED: Final = (
+    (SIGNED_BASELINE, BASELINE),
+    (PLAIN, BASELINE),
+    (DURABLE, BASELINE),
+    (DEFAULT, BASELINE),
+    (DEFAULT, SIGNED_BASELINE),
+)
 
 WEBHOOK: Final = "1. Webhook"
 SCRAPE: Final = "2. Scrape"
@@ -28,19 +38,35 @@ EXPIRY: Final = "5. Expiry and snapshots (in-process)"
 
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
-    """Throughput per target, then newCall p50 and p99 at the fixed load."""
+    """Throughput per comparison, then newCall p50 and p99 at the fixed load."""
     rows = []
-    base = saturation.throughput[BASELINE.name]
-    for target in TARGETS[1:]:
-        values = saturation.throughput[target.name]
-        bar = THROUGHPUT_BAR if target in BARRED else None
-        rows.append(_paired(WEBHOOK, f"throughput, {target.label}", "req/s", base, values, bar))
+    for target, reference in COMPARED:
+        bar = THROUGHPUT_BAR if (target, reference) in BARRED else None
+        rows.append(
+            _paired(
+                WEBHOOK,
+                f"throughput, {target.label}",
+                "req/s",
+                saturation.throughput[reference.name],
+                saturation.throughput[target.name],
+                bar,
+                reference_name=reference.name,
+            )
+        )
     for name, percentiles in (("p50", latency.p50), ("p99", latency.p99)):
-        base = percentiles[BASELINE.name]
-        for target in TARGETS[1:]:
-            bar = P99_BAR if name == "p99" and target in BARRED else None
-            measure = f"newCall {name} at {latency.rate:,.0f} req/s, {target.label}"
-            rows.append(_paired(WEBHOOK, measure, "s", base, percentiles[target.name], bar))
+        for target, reference in COMPARED:
+            bar = P99_BAR if name == "p99" and (target, reference) in BARRED else None
+            rows.append(
+                _paired(
+                    WEBHOOK,
+                    f"newCall {name} at {latency.rate:,.0f} req/s, {target.label}",
+                    "s",
+                    percentiles[reference.name],
+                    percentiles[target.name],
+                    bar,
+                    reference_name=reference.name,
+                )
+            )
     return rows
 
 

@@ -5,13 +5,19 @@ It checks the harness, not the exporter's speed: figures from one-second runs me
 
 from __future__ import annotations
 
+import base64
 import math
 import shutil
 from pathlib import Path
 
 import pytest
+import webtest
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.hashes import SHA256
 
+from bench.baseline import create_app
 from bench.cli import main
+from bench.corpus import throwaway_key
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +27,7 @@ def _wrk_is_installed() -> None:
 
 
 # Rows per numbered section: webhook, scrape, memory, restart, expiry.
-ROWS_PER_SECTION = {"1": 9, "2": 2, "3": 4, "4": 2, "5": 5}
+ROWS_PER_SECTION = {"1": 15, "2": 2, "3": 4, "4": 2, "5": 5}
 
 
 def table_rows(markdown: str) -> dict[str, list[list[str]]]:
@@ -58,3 +64,26 @@ def test_quick_run_writes_every_row_with_positive_ratios(
     text = out.read_text(encoding="utf-8")
     for field in ("cores (nproc)", "CPU", "Python", "command"):
         assert f"**{field}:**" in text
+
+
+def test_the_signed_baseline_refuses_a_body_whose_signature_does_not_match(
+    tmp_path: Path,
+) -> None:
+    key = throwaway_key()
+    app = webtest.TestApp(create_app("http://127.0.0.1/webhook", key.public_key()))
+    body = b"event=newCall&direction=in&callId=1&from=1&to=2"
+    signature = base64.b64encode(key.sign(body, PKCS1v15(), SHA256())).decode()
+    form = "application/x-www-form-urlencoded"
+
+    good = app.post("/webhook", body, {"X-Sipgate-Signature": signature}, content_type=form)
+    bad = app.post(
+        "/webhook",
+        body + b"&x=1",
+        {"X-Sipgate-Signature": signature},
+        content_type=form,
+        expect_errors=True,
+    )
+
+    assert good.status_int == 200
+    assert b"onAnswer" in good.body
+    assert bad.status_int == 403
