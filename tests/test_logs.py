@@ -77,3 +77,14 @@ def test_a_logging_thread_only_queues_and_the_writer_writes_a_batch_at_once() ->
 )
 def test_phone_numbers_are_masked(number: str | None, shown: str) -> None:
     assert mask_number(number) == shown
+
+
+def test_times_formatted_once_a_second_read_as_the_standard_formatter_writes_them() -> None:
+    standard = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    text, json_lines = formatter("text"), formatter("json")
+    for created in (1_800_000_000.0, 1_800_000_000.5, 1_800_000_001.25, 1_700_000_000.999):
+        record = logging.LogRecord("exporter", logging.INFO, __file__, 1, "call %s", ("c1",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert text.format(record) == standard.format(record)
+        stamp = standard.formatTime(record, "%Y-%m-%dT%H:%M:%S%z")
+        assert json.loads(json_lines.format(record))["time"] == stamp
