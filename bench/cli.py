@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import expiry, load, memory, restart, rows
+from bench import expiry, load, memory, restart, rows, signature
 from bench.corpus import throwaway_key, write_corpus, write_public_key
 from bench.load import Workspace
 from bench.report import Row, machine, text_table, write_markdown
@@ -70,6 +70,8 @@ def run(workdir: Path, settings: Settings) -> tuple[list[Row], list[str]]:
     ready = restart.measure(workdir, state, settings.repetitions, settings.threads)
     _progress("expiry sweeps and snapshots")
     sweeps = expiry.measure(workdir, settings.expiry_open_calls, settings.repetitions)
+    _progress("signature checks by key size")
+    checks = signature.measure(settings.repetitions, settings.signature_checks)
     baseline_throughput = median(saturation.throughput[BASELINE.name])
     table = [
         *rows.webhook_rows(saturation, latency),
@@ -77,6 +79,7 @@ def run(workdir: Path, settings: Settings) -> tuple[list[Row], list[str]]:
         *rows.memory_rows(rss),
         *rows.restart_rows(ready, settings.restart_journal),
         *rows.expiry_rows(sweeps, settings.expiry_open_calls, baseline_throughput),
+        *rows.signature_rows(checks, baseline_throughput),
     ]
     return table, space.notes
 
@@ -104,6 +107,9 @@ def explanation(settings: Settings) -> str:
   a journal just under the size that forces an early snapshot.
 - Expiry and snapshots: timed in-process on a `CallTracker`; the ratio says how many baseline
   requests' worth of server time one costs.
+- Signature checks: `Guard.check_body` in-process with a valid signature, for the bench's
+  2,048-bit key and for the size of sipgate's key (4,096 bits); signing a whole corpus with
+  4,096 bits would take minutes, so the webhook rows use the smaller key.
 """
 
 

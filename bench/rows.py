@@ -9,6 +9,7 @@ from bench.load import Latency, Saturation
 from bench.memory import Memory
 from bench.report import Bar, Row
 from bench.restart import Restart
+from bench.signature import Signatures
 from bench.stats import median, paired_ratio
 from bench.targets import BASELINE, DEFAULT, DURABLE, PLAIN, SIGNED_BASELINE
 
@@ -34,7 +35,7 @@ WEBHOOK: Final = "1. Webhook"
 SCRAPE: Final = "2. Scrape"
 MEMORY: Final = "3. Memory"
 RESTART: Final = "4. Restart"
-EXPIRY: Final = "5. Expiry and snapshots (in-process)"
+EXPIRY: Final = "5. Expiry, snapshots and signatures (in-process)"
 
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
@@ -153,6 +154,24 @@ def expiry_rows(expiry: Expiry, open_calls: int, baseline_throughput: float) -> 
             median(values) / request,
         )
         for measure, values in measures
+    ]
+
+
+def signature_rows(signatures: Signatures, baseline_throughput: float) -> list[Row]:
+    """One signature check by key size, as a share of one baseline request's server time."""
+    request = 1.0 / baseline_throughput
+    return [
+        Row(
+            EXPIRY,
+            f"signature check, one request, {bits:,}-bit key"
+            + (" (the webhook rows)" if bits == 2048 else " (sipgate's)"),
+            "s",
+            request,
+            "1 baseline request",
+            median(values),
+            median(values) / request,
+        )
+        for bits, values in signatures.by_bits.items()
     ]
 
 

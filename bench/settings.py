@@ -26,6 +26,7 @@ class Settings:
     # The longest journal a running exporter leaves: it snapshots once this many are written.
     restart_journal: int = MAX_JOURNAL
     expiry_open_calls: int = 100_000
+    signature_checks: int = 2_000
 
 
 FULL = Settings()
@@ -39,4 +40,5 @@ QUICK = Settings(
     restart_open_calls=2_000,
     restart_journal=2_000,
     expiry_open_calls=5_000,
+    signature_checks=50,
 )
