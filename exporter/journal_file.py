@@ -27,6 +27,7 @@ from typing import Final
 _HEADER: Final = struct.Struct("<IQBdI")
 _CHECKED: Final = struct.Struct("<QBdI")
 _CRC: Final = struct.Struct("<I")
+_SEQ: Final = struct.Struct("<Q")
 HEADER_SIZE: Final = _HEADER.size
 # Allocated ahead, then doubled: a journal between snapshots is a few MiB at most.
 FIRST_SIZE: Final = 1 << 20
@@ -191,7 +192,8 @@ def _read(path: Path, repair_tail: bool) -> list[Record]:
             records.append(record)
             offset += _HEADER.size + len(record.body or b"")
             continue
-        if not (repair_tail and _is_tail(data, offset, used)):
+        last_seq = records[-1].seq if records else 0
+        if not (repair_tail and _is_tail(data, offset, used, last_seq)):
             raise JournalError(f"journal file {path} is damaged at byte {offset}")
         break  # a record cut short by a crash: it was never acknowledged
     if repair_tail and offset < len(data):
@@ -211,10 +213,16 @@ def _record_at(data: bytes, offset: int) -> Record | None:
     return Record(seq, kind, at, data[end:body_end] if length else None)
 
 
-def _is_tail(data: bytes, offset: int, used: int) -> bool:
+def _is_tail(data: bytes, offset: int, used: int, last_seq: int) -> bool:
     """Whether the damage at `offset` can only be the last record, cut short.
 
     One record is written at a time, so a record cut short by a crash has no whole record
-    after it; damage with a whole record after it is damage.
+    after it; damage with a whole record after it is damage. Only plausible numbers get their
+    checksum computed, which keeps a scan over garbage linear.
     """
-    return all(_record_at(data, later) is None for later in range(offset + 1, used))
+    most = last_seq + (used - offset) // _HEADER.size + 1
+    for later in range(offset + 1, used - _HEADER.size + 1):
+        seq = _SEQ.unpack_from(data, later + _CRC.size)[0]
+        if last_seq < seq <= most and _record_at(data, later) is not None:
+            return False
+    return True
