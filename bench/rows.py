@@ -40,35 +40,24 @@ EXPIRY: Final = "5. Expiry, snapshots and signatures (in-process)"
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
     """Throughput per comparison, then newCall p50 and p99 at the fixed load."""
-    rows = []
-    for target, reference in COMPARED:
-        bar = THROUGHPUT_BAR if (target, reference) in BARRED else None
-        rows.append(
-            _paired(
-                WEBHOOK,
-                f"throughput, {target.label}",
-                "req/s",
-                saturation.throughput[reference.name],
-                saturation.throughput[target.name],
-                bar,
-                reference_name=reference.name,
-            )
+    measures = [
+        ("throughput", "req/s", saturation.throughput, THROUGHPUT_BAR),
+        (f"newCall p50 at {latency.rate:,.0f} req/s", "s", latency.p50, None),
+        (f"newCall p99 at {latency.rate:,.0f} req/s", "s", latency.p99, P99_BAR),
+    ]
+    return [
+        _paired(
+            WEBHOOK,
+            f"{measure}, {target.label}",
+            unit,
+            by_target[reference.name],
+            by_target[target.name],
+            bar if (target, reference) in BARRED else None,
+            reference_name=reference.name,
         )
-    for name, percentiles in (("p50", latency.p50), ("p99", latency.p99)):
-        for target, reference in COMPARED:
-            bar = P99_BAR if name == "p99" and (target, reference) in BARRED else None
-            rows.append(
-                _paired(
-                    WEBHOOK,
-                    f"newCall {name} at {latency.rate:,.0f} req/s, {target.label}",
-                    "s",
-                    percentiles[reference.name],
-                    percentiles[target.name],
-                    bar,
-                    reference_name=reference.name,
-                )
-            )
-    return rows
+        for measure, unit, by_target, bar in measures
+        for target, reference in COMPARED
+    ]
 
 
 def scrape_rows(saturation: Saturation) -> list[Row]:
