@@ -221,7 +221,8 @@ def _is_tail(data: bytes, offset: int, used: int, last_seq: int) -> bool:
     checksum computed, which keeps a scan over garbage linear.
     """
     most = last_seq + (used - offset) // _HEADER.size + 1
-    for later in range(offset + 1, used - _HEADER.size + 1):
+    # A record may end in zeros (a sweep's has no body), so it can start past `used - header`.
+    for later in range(offset + 1, min(used, len(data) - _HEADER.size + 1)):
         seq = _SEQ.unpack_from(data, later + _CRC.size)[0]
         if last_seq < seq <= most and _record_at(data, later) is not None:
             return False

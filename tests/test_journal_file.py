@@ -191,3 +191,12 @@ def test_a_full_disk_answers_500_counts_it_and_keeps_what_was_acknowledged(
     _, entries = store.load()
     assert len(list(entries)) == int(acknowledged), "every acknowledged event is in the journal"
     store.close()
+
+
+def test_damage_before_a_last_record_that_ends_in_zeros_is_still_damage(tmp_path: Path) -> None:
+    journal_path = killed_after_appending(tmp_path, 2)  # records 1 and 2, then a sweep
+    data = bytearray(journal_path.read_bytes())
+    data[NUMBERED + 30] ^= 0xFF  # inside record 2: the sweep after it is whole
+    journal_path.write_bytes(bytes(data))
+    with pytest.raises(JournalError, match=f"damaged at byte {NUMBERED}"):
+        JournalFiles(tmp_path / "state.db", flush_each=False)
