@@ -140,8 +140,9 @@ class JournalFiles:
         while size < needed:
             size *= 2
         _allocate(self._fd, size)
+        grown = mmap.mmap(self._fd, size)  # before the old one goes, in case it cannot be made
         self._map.close()
-        self._map = mmap.mmap(self._fd, size)
+        self._map = grown
 
     def _close_current(self) -> None:
         self._map.close()
