@@ -394,6 +394,22 @@ def test_chunked_body_over_the_limit_is_413(live: Live) -> None:
     assert live.metric("sipgate_webhook_rejected_requests_total", reason="too_large") == 1
 
 
+def test_chunked_body_within_the_limit_is_read_whole_and_counted(live: Live) -> None:
+    body = new_call("A").encode()
+    halves = (body[:20], body[20:])
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(half), half) for half in halves) + b"0\r\n\r\n"
+    request = (
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"X-Forwarded-For: 198.51.100.7\r\nContent-Type: " + FORM.encode() + b"\r\n"
+        b"X-Sipgate-Signature: " + sign(live.key, body).encode() + b"\r\n"
+        b"Connection: close\r\n\r\n" + chunks
+    )
+    status, reply = raw_exchange(live.port, request)
+    assert status == 200, reply
+    assert b"onAnswer=" in reply
+    assert live.metric("sipgate_calls_total", direction="in") == 1
+
+
 def test_absurd_body_is_refused_by_waitress_before_the_app(live: Live) -> None:
     # Over waitress's own cap (a few times the limit) nothing is buffered or counted.
     request = (
