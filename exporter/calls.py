@@ -159,6 +159,11 @@ class Handled:
     ended: tuple[EndedCall, ...] = ()
 
 
+# The two results without ended calls, made once: most events end none.
+MATCHED: Final = Handled(matched=True)
+UNMATCHED: Final = Handled(matched=False)
+
+
 @dataclass(frozen=True, slots=True)
 class LabelValues:
     """The line, team and user label values in use, to expose at 0 before they are counted."""
@@ -242,7 +247,7 @@ class CallTracker:
             return self._hangup(event, now)
         if isinstance(event, Dtmf):
             return self._dtmf(event, now)
-        return Handled(matched=False)
+        return UNMATCHED
 
     def configure_labels(self, config: LabelConfig) -> None:
         """Use new lines, teams and users from now on; calls in progress keep their labels."""
@@ -366,7 +371,7 @@ class CallTracker:
     def _new_call(self, event: NewCall, now: float) -> Handled:
         if event.call_id in self._legs:
             self.stats.unmatched[NEW_CALL] += 1
-            return Handled(matched=False)
+            return UNMATCHED
         parent = self._legs.get(event.orig_call_id) if event.orig_call_id else None
         ended: tuple[EndedCall, ...] = ()
         if parent is None:
@@ -404,7 +409,7 @@ class CallTracker:
         leg = self._legs.get(event.call_id)
         if leg is None or leg.answered or leg.hung_up:
             self.stats.unmatched[ANSWER] += 1
-            return Handled(matched=False)
+            return UNMATCHED
         leg.answered = True
         call = leg.call
         self._touch(call, now)
@@ -413,14 +418,14 @@ class CallTracker:
             call.team = self.labels.team(event.user, event.user_id, event.full_user_id)
             call.user = self.labels.user(event.user)
         self._mark_answered(call, now, by_voicemail)
-        return Handled(matched=True)
+        return MATCHED
 
     def _hangup(self, event: Hangup, now: float) -> Handled:
         self.stats.hangups[(event.direction, event.cause_label)] += 1
         leg = self._legs.get(event.call_id)
         if leg is None or leg.hung_up:
             self.stats.unmatched[HANGUP] += 1
-            return Handled(matched=False)
+            return UNMATCHED
         leg.hung_up = True
         call = leg.call
         self._touch(call, now)
@@ -432,11 +437,11 @@ class CallTracker:
         call.last_cause = event.cause
         call.last_hangup_at = now
         if call.open_legs > 0:
-            return Handled(matched=True)
+            return MATCHED
         if event.cause == FORWARDED and self.forward_grace > 0:
             call.grace_until = now + self.forward_grace
             self._graces.append((call.grace_until, call))
-            return Handled(matched=True)
+            return MATCHED
         return Handled(matched=True, ended=(self._end(call, call.outcome()),))
 
     def _dtmf(self, event: Dtmf, now: float) -> Handled:
@@ -444,9 +449,9 @@ class CallTracker:
         leg = self._legs.get(event.call_id)
         if leg is None:
             self.stats.unmatched[DTMF] += 1
-            return Handled(matched=False)
+            return UNMATCHED
         self._touch(leg.call, now)
-        return Handled(matched=True)
+        return MATCHED
 
     def _touch(self, call: Call, now: float) -> None:
         call.last_event_at = now
