@@ -99,7 +99,8 @@ def explanation(settings: Settings) -> str:
   repetition(s), targets interleaved within each repetition. Figures are medians; a ratio is
   the median of the per-repetition ratios.
 - Latency: the same mix at a fixed rate per connection (a quarter of the slowest saturated
-  throughput, scheduled in `delay()`), newCall only, timed in wrk's Lua from request to response.
+  throughput, scheduled in `delay()`), newCall only, timed in wrk's Lua from request to response;
+  {settings.latency_repetitions} repetition(s), since a run's p99 moves most.
 - Scrapes: a thread GETs /metrics every second during a saturated run of the defaults.
 - Memory: VmRSS of an exporter without state file after wrk sent newCalls that never end.
 - Restart: process start to the first 200 from /-/ready, default flags plus `--calls.max-open`

@@ -89,7 +89,7 @@ def latency(space: Workspace, rate: float) -> Latency:
     """newCall latency of every target at `rate` requests per second in total."""
     result = Latency(rate)
     per_connection = rate / space.settings.connections
-    for repetition in range(space.settings.repetitions):
+    for repetition in range(space.settings.latency_repetitions):
         for target in TARGETS if repetition % 2 == 0 else reversed(TARGETS):
             server = space.start(target)
             try:
