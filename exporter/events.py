@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from urllib.parse import unquote
 
@@ -224,9 +225,10 @@ def parse_event(body: bytes, limits: Limits = DEFAULT_LIMITS) -> Event:
 
 
 def form_pairs(text: str) -> list[tuple[str, str]]:
-    """What `parse_qsl(text, keep_blank_values=True, errors="strict")` gives, in a third less time.
+    """What `parse_qsl(text, keep_blank_values=True, errors="strict")` gives, in half the time.
 
-    Only fields with `%` or `+` are decoded; invalid percent-encoded UTF-8 raises
+    Only names and values with `%` or `+` are decoded, names through a cache: sipgate sends
+    the same few (`user%5B%5D`) in every newCall. Invalid percent-encoded UTF-8 raises
     UnicodeDecodeError.
     """
     pairs = []
@@ -234,11 +236,20 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
         if not field:
             continue
         name, _, value = field.partition("=")
-        if "%" in field or "+" in field:
-            name = unquote(name.replace("+", " "), errors="strict")
-            value = unquote(value.replace("+", " "), errors="strict")
+        if "%" in name or "+" in name:
+            name = _decoded_name(name)
+        if "%" in value or "+" in value:
+            value = _decoded(value)
         pairs.append((name, value))
     return pairs
+
+
+def _decoded(encoded: str) -> str:
+    return unquote(encoded.replace("+", " "), errors="strict")
+
+
+# Bounded, so that names made up by a client only push others out.
+_decoded_name = lru_cache(maxsize=128)(_decoded)
 
 
 class _Fields:
