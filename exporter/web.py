@@ -68,7 +68,7 @@ _URL_KEYS: Final = (
 
 def request_webhook_url(environ: dict[str, Any]) -> str:
     """This exporter's webhook URL as the client reached it (honours X-Forwarded-Proto/Host)."""
-    return _webhook_url(tuple(environ.get(key) for key in _URL_KEYS))
+    return _webhook_url(tuple(map(environ.get, _URL_KEYS)))
 
 
 @lru_cache(maxsize=64)

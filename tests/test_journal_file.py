@@ -12,6 +12,7 @@ import pytest
 
 from exporter.journal_file import FIRST_SIZE, HEADER_SIZE, JournalError, JournalFiles
 from exporter.state import StateError, StateStore
+from tests.programs import clean_env
 
 BODY = b"event=newCall&direction=in&callId=A&from=4921&to=4922"
 # A record written by killed_after_appending: its body is BODY and a digit.
@@ -23,7 +24,7 @@ def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=Path(__file__).resolve().parent.parent,
-        env={"STATE": str(tmp_path / "state.db"), "PATH": "/usr/bin:/bin"},
+        env=clean_env(STATE=str(tmp_path / "state.db")),
         capture_output=True,
         text=True,
         timeout=60,
