@@ -100,7 +100,10 @@ def explanation(settings: Settings) -> str:
   the median of the per-repetition ratios.
 - Latency: the same mix at a fixed rate per connection (a quarter of the slowest saturated
   throughput, scheduled in `delay()`), newCall only, timed in wrk's Lua from request to response;
-  {settings.latency_repetitions} repetition(s), since a run's p99 moves most.
+  {settings.latency_repetitions} repetitions of {settings.latency_seconds} s, targets interleaved.
+  A run's p99 rests on a few dozen requests and moves by a factor of two from run to run, so
+  each percentile is taken over the newCalls of all repetitions together, and the interval is
+  a bootstrap over the repetitions, resampled in pairs with their reference's.
 - Scrapes: a thread GETs /metrics every second during a saturated run of the defaults.
 - Memory: VmRSS of an exporter without state file after wrk sent newCalls that never end.
 - Restart: process start to the first 200 from /-/ready, default flags plus `--calls.max-open`

@@ -9,7 +9,7 @@ from bench.corpus import Corpus
 from bench.procs import Process
 from bench.scrape import Scraper, render_seconds, sample_sum
 from bench.settings import Settings
-from bench.stats import median, percentile
+from bench.stats import median
 from bench.targets import BASELINE, DEFAULT, TARGETS, Target, start
 from bench.wrk import WrkResult, replay
 
@@ -47,11 +47,10 @@ class Saturation:
 
 @dataclass
 class Latency:
-    """Per repetition: newCall p50 and p99 in seconds at the fixed offered load `rate`."""
+    """Per target and repetition: every newCall's latency in seconds at the fixed load `rate`."""
 
     rate: float
-    p50: dict[str, list[float]] = field(default_factory=dict)
-    p99: dict[str, list[float]] = field(default_factory=dict)
+    samples: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
 
 
 def saturate(space: Workspace) -> Saturation:
@@ -88,19 +87,19 @@ def _saturate_one(space: Workspace, target: Target, result: Saturation) -> None:
 def latency(space: Workspace, rate: float) -> Latency:
     """newCall latency of every target at `rate` requests per second in total."""
     result = Latency(rate)
-    per_connection = rate / space.settings.connections
-    for repetition in range(space.settings.latency_repetitions):
+    settings = space.settings
+    per_connection = rate / settings.connections
+    for repetition in range(settings.latency_repetitions):
         for target in TARGETS if repetition % 2 == 0 else reversed(TARGETS):
             server = space.start(target)
             try:
-                run = _replay(space, server, target, per_connection)
+                run = _replay(space, server, target, per_connection, settings.latency_seconds)
             finally:
                 server.stop()
             if not run.newcall_us:
                 raise RuntimeError(f"no newCall answered for {target.name} at {rate:.0f}/s")
-            seconds = [value / 1e6 for value in run.newcall_us]
-            result.p50.setdefault(target.name, []).append(percentile(seconds, 50))
-            result.p99.setdefault(target.name, []).append(percentile(seconds, 99))
+            seconds = tuple(value / 1e6 for value in run.newcall_us)
+            result.samples.setdefault(target.name, []).append(seconds)
     return result
 
 
@@ -122,9 +121,16 @@ def _scraped(space: Workspace) -> tuple[float, int]:
     return run.throughput, len(scraper.durations)
 
 
-def _replay(space: Workspace, server: Process, target: Target, rate: float | None) -> WrkResult:
+def _replay(
+    space: Workspace,
+    server: Process,
+    target: Target,
+    rate: float | None,
+    seconds: int | None = None,
+) -> WrkResult:
     corpus = space.corpus(target)
-    run = replay(server.url, corpus.path, corpus.connections, space.settings.seconds, rate)
+    duration = seconds or space.settings.seconds
+    run = replay(server.url, corpus.path, corpus.connections, duration, rate)
     if target.exporter:
         _check(space, server, target, run)
     return run

@@ -40,6 +40,8 @@ class Row:
     value: float
     ratio: float
     bar: Bar | None = None
+    # Where the ratio lies with INTERVAL_CONFIDENCE, for figures that can be resampled.
+    interval: tuple[float, float] | None = None
 
     def verdict(self) -> str:
         """`pass`, `FAIL`, or empty without a bar."""
@@ -48,7 +50,17 @@ class Row:
         return "pass" if self.bar.passed(self) else "FAIL"
 
 
-HEADER: Final = ("Measure", "Reference", "Exporter", "Ratio", "Bar", "Result")
+# The share of bootstrap resamples inside a row's interval.
+INTERVAL_CONFIDENCE: Final = 0.9
+HEADER: Final = (
+    "Measure",
+    "Reference",
+    "Exporter",
+    "Ratio",
+    f"{INTERVAL_CONFIDENCE:.0%} interval",
+    "Bar",
+    "Result",
+)
 
 
 def cells(row: Row) -> tuple[str, ...]:
@@ -57,10 +69,15 @@ def cells(row: Row) -> tuple[str, ...]:
         row.measure,
         f"{quantity(row.reference, row.unit)} ({row.reference_name})",
         quantity(row.value, row.unit),
-        f"{row.ratio:,.0f}" if row.ratio >= 100 else f"{row.ratio:.3g}",
+        _ratio(row.ratio),
+        f"{_ratio(row.interval[0])} to {_ratio(row.interval[1])}" if row.interval else "",
         row.bar.text if row.bar else "",
         row.verdict(),
     )
+
+
+def _ratio(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def quantity(value: float, unit: str) -> str:

@@ -7,10 +7,10 @@ from typing import Final
 from bench.expiry import Expiry
 from bench.load import Latency, Saturation
 from bench.memory import Memory
-from bench.report import Bar, Row
+from bench.report import INTERVAL_CONFIDENCE, Bar, Row
 from bench.restart import Restart
 from bench.signature import Signatures
-from bench.stats import median, paired_ratio
+from bench.stats import median, paired_ratio, pooled_percentile, pooled_ratio_interval
 from bench.targets import BASELINE, DEFAULT, DURABLE, PLAIN, SIGNED_BASELINE
 
 THROUGHPUT_BAR: Final = Bar("≥ 0.85", 0.85, at_least=True)
@@ -40,24 +40,31 @@ EXPIRY: Final = "5. Expiry, snapshots and signatures (in-process)"
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
     """Throughput per comparison, then newCall p50 and p99 at the fixed load."""
-    measures = [
-        ("throughput", "req/s", saturation.throughput, THROUGHPUT_BAR),
-        (f"newCall p50 at {latency.rate:,.0f} req/s", "s", latency.p50, None),
-        (f"newCall p99 at {latency.rate:,.0f} req/s", "s", latency.p99, P99_BAR),
-    ]
-    return [
+    throughput = [
         _paired(
             WEBHOOK,
-            f"{measure}, {target.label}",
-            unit,
-            by_target[reference.name],
-            by_target[target.name],
-            bar if (target, reference) in BARRED else None,
+            f"throughput, {target.label}",
+            "req/s",
+            saturation.throughput[reference.name],
+            saturation.throughput[target.name],
+            THROUGHPUT_BAR if (target, reference) in BARRED else None,
             reference_name=reference.name,
         )
-        for measure, unit, by_target, bar in measures
         for target, reference in COMPARED
     ]
+    latencies = [
+        _pooled(
+            f"newCall p{q} at {latency.rate:,.0f} req/s, {target.label}",
+            latency.samples[reference.name],
+            latency.samples[target.name],
+            q,
+            bar if (target, reference) in BARRED else None,
+            reference.name,
+        )
+        for q, bar in ((50, None), (99, P99_BAR))
+        for target, reference in COMPARED
+    ]
+    return throughput + latencies
 
 
 def scrape_rows(saturation: Saturation) -> list[Row]:
@@ -162,6 +169,23 @@ def signature_rows(signatures: Signatures, baseline_throughput: float) -> list[R
         )
         for bits, values in signatures.by_bits.items()
     ]
+
+
+def _pooled(
+    measure: str,
+    references: list[tuple[float, ...]],
+    runs: list[tuple[float, ...]],
+    q: float,
+    bar: Bar | None,
+    reference_name: str,
+) -> Row:
+    """The q-th percentile of all repetitions' samples, with a bootstrap interval of the ratio."""
+    reference = pooled_percentile(references, q)
+    value = pooled_percentile(runs, q)
+    interval = pooled_ratio_interval(runs, references, q, INTERVAL_CONFIDENCE)
+    return Row(
+        WEBHOOK, measure, "s", reference, reference_name, value, value / reference, bar, interval
+    )
 
 
 def _paired(

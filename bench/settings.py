@@ -18,8 +18,9 @@ class Settings:
     # The fixed offered load for latency, as a share of the slowest saturated throughput.
     latency_load: float = 0.25
     # A run's p99 rests on its few dozen slowest newCalls, and this machine's hiccups move it
-    # by a factor of two from one run to the next: more runs than for throughput.
-    latency_repetitions: int = 5
+    # by a factor of two from one run to the next: many short runs, whose samples are pooled.
+    latency_repetitions: int = 8
+    latency_seconds: int = 4
     corpus_events: int = 40_000
     # Enough signed bodies that one run at saturation never starts over (ids would repeat).
     signed_events_per_second: int = 7_000
@@ -36,7 +37,8 @@ FULL = Settings()
 QUICK = Settings(
     seconds=1,
     repetitions=1,
-    latency_repetitions=1,
+    latency_repetitions=2,
+    latency_seconds=1,
     corpus_events=6_000,
     signed_events_per_second=2_500,
     render_samples=3,

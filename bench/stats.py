@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections.abc import Sequence
 
@@ -29,3 +30,35 @@ def paired_ratio(values: Sequence[float], references: Sequence[float]) -> float:
     if len(values) != len(references):
         raise ValueError("unpaired runs")
     return median([value / reference for value, reference in zip(values, references, strict=True)])
+
+
+def pooled_percentile(runs: Sequence[Sequence[float]], q: float) -> float:
+    """The q-th percentile of every run's samples taken together."""
+    return percentile([value for run in runs for value in run], q)
+
+
+def pooled_ratio_interval(
+    runs: Sequence[Sequence[float]],
+    references: Sequence[Sequence[float]],
+    q: float,
+    confidence: float = 0.9,
+    resamples: int = 200,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A bootstrap interval for pooled_percentile(runs) / pooled_percentile(references).
+
+    Repetitions are resampled in pairs (the same draw of indices for both), since a run and its
+    reference shared the machine's state at the time; a fixed seed makes the interval repeatable.
+    """
+    if len(runs) != len(references):
+        raise ValueError("unpaired runs")
+    draw = random.Random(seed)  # noqa: S311 - resampling, not secrets
+    count = len(runs)
+    ratios = []
+    for _ in range(resamples):
+        picked = [draw.randrange(count) for _ in range(count)]
+        value = pooled_percentile([runs[index] for index in picked], q)
+        reference = pooled_percentile([references[index] for index in picked], q)
+        ratios.append(value / reference)
+    tail = (1.0 - confidence) / 2 * 100
+    return percentile(ratios, tail), percentile(ratios, 100 - tail)

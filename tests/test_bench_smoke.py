@@ -62,6 +62,11 @@ def test_quick_run_writes_every_row_with_positive_ratios(
             assert math.isfinite(ratio), cells
             assert cells[0] in printed
     text = out.read_text(encoding="utf-8")
+    latencies = [cells for cells in sections["1"] if cells[0].startswith("newCall")]
+    assert len(latencies) == 10
+    for cells in latencies:
+        low, high = (float(bound) for bound in cells[4].split(" to "))
+        assert 0 < low <= high, cells
     for field in ("cores (nproc)", "CPU", "Python", "command"):
         assert f"**{field}:**" in text
 
