@@ -103,7 +103,9 @@ def explanation(settings: Settings) -> str:
   {settings.latency_repetitions} repetitions of {settings.latency_seconds} s, targets interleaved.
   A run's p99 rests on a few dozen requests and moves by a factor of two from run to run, so
   each percentile is taken over the newCalls of all repetitions together, and the interval is
-  a bootstrap over the repetitions, resampled in pairs with their reference's.
+  a bootstrap over the repetitions, resampled in pairs with their reference's. CPU per request
+  is the server process's user and system time during those runs (all its threads, waitress's
+  included) over the requests answered.
 - Scrapes: a thread GETs /metrics every second during a saturated run of the defaults.
 - Memory: VmRSS of an exporter without state file after wrk sent newCalls that never end.
 - Restart: process start to the first 200 from /-/ready, default flags plus `--calls.max-open`

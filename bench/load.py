@@ -51,6 +51,8 @@ class Latency:
 
     rate: float
     samples: dict[str, list[tuple[float, ...]]] = field(default_factory=dict)
+    # Per repetition: the server's CPU time per request, all its threads together.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
 
 
 def saturate(space: Workspace) -> Saturation:
@@ -73,7 +75,7 @@ def saturate(space: Workspace) -> Saturation:
 def _saturate_one(space: Workspace, target: Target, result: Saturation) -> None:
     server = space.start(target)
     try:
-        run = _replay(space, server, target, None)
+        run, _ = _replay(space, server, target, None)
         if target in (BASELINE, DEFAULT):
             seconds, size, series = render_seconds(server.url, space.settings.render_samples)
             result.render.setdefault(target.name, []).append(seconds)
@@ -93,13 +95,14 @@ def latency(space: Workspace, rate: float) -> Latency:
         for target in TARGETS if repetition % 2 == 0 else reversed(TARGETS):
             server = space.start(target)
             try:
-                run = _replay(space, server, target, per_connection, settings.latency_seconds)
+                run, used = _replay(space, server, target, per_connection, settings.latency_seconds)
             finally:
                 server.stop()
             if not run.newcall_us:
                 raise RuntimeError(f"no newCall answered for {target.name} at {rate:.0f}/s")
             seconds = tuple(value / 1e6 for value in run.newcall_us)
             result.samples.setdefault(target.name, []).append(seconds)
+            result.cpu.setdefault(target.name, []).append(used / run.requests)
     return result
 
 
@@ -114,7 +117,7 @@ def _scraped(space: Workspace) -> tuple[float, int]:
     scraper = Scraper(server.url)
     try:
         scraper.start()
-        run = _replay(space, server, DEFAULT, None)
+        run, _ = _replay(space, server, DEFAULT, None)
     finally:
         scraper.stop()
         server.stop()
@@ -127,13 +130,16 @@ def _replay(
     target: Target,
     rate: float | None,
     seconds: int | None = None,
-) -> WrkResult:
+) -> tuple[WrkResult, float]:
+    """One wrk run, checked; also the server's CPU seconds during it, before the check's scrapes."""
     corpus = space.corpus(target)
     duration = seconds or space.settings.seconds
+    before = server.cpu_seconds()
     run = replay(server.url, corpus.path, corpus.connections, duration, rate)
+    used = server.cpu_seconds() - before
     if target.exporter:
         _check(space, server, target, run)
-    return run
+    return run, used
 
 
 def _check(space: Workspace, server: Process, target: Target, run: WrkResult) -> None:

@@ -42,6 +42,10 @@ class Process:
         """Resident memory now, from /proc/PID/status."""
         return rss_bytes(self.popen.pid)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time the process has used so far, all its threads together."""
+        return cpu_seconds(self.popen.pid)
+
     def stop(self, kill: bool = False) -> None:
         """SIGTERM (or SIGKILL) and wait for the exit."""
         if self.popen.poll() is None:
@@ -127,6 +131,13 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise ValueError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _launch(argv: list[str], port: int, log: Path, cwd: Path = REPO) -> Process:

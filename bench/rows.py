@@ -39,7 +39,7 @@ EXPIRY: Final = "5. Expiry, snapshots and signatures (in-process)"
 
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
-    """Throughput per comparison, then newCall p50 and p99 at the fixed load."""
+    """Throughput per comparison, then newCall p50 and p99 and CPU per request at the fixed load."""
     throughput = [
         _paired(
             WEBHOOK,
@@ -64,7 +64,19 @@ def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
         for q, bar in ((50, None), (99, P99_BAR))
         for target, reference in COMPARED
     ]
-    return throughput + latencies
+    cpu = [
+        _paired(
+            WEBHOOK,
+            f"server CPU per request at {latency.rate:,.0f} req/s, {target.label}",
+            "s",
+            latency.cpu[reference.name],
+            latency.cpu[target.name],
+            None,
+            reference_name=reference.name,
+        )
+        for target, reference in COMPARED
+    ]
+    return throughput + latencies + cpu
 
 
 def scrape_rows(saturation: Saturation) -> list[Row]:
