@@ -18,7 +18,7 @@ from bench.report import Row, machine, text_table, write_markdown
 from bench.settings import FULL, QUICK, Settings
 from bench.stats import median
 from bench.targets import BASELINE
-from bench.wrk import wrk_binary
+from bench.wrk import FIXED_RATE_NICENESS, wrk_binary
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -100,7 +100,8 @@ def explanation(settings: Settings) -> str:
   the median of the per-repetition ratios.
 - Latency: the same mix at a fixed rate per connection (a quarter of the slowest saturated
   throughput, scheduled in `delay()`), newCall only, timed in wrk's Lua from request to response;
-  {settings.latency_repetitions} repetitions of {settings.latency_seconds} s, targets interleaved.
+  {settings.latency_repetitions} repetitions of {settings.latency_seconds} s, targets interleaved,
+  wrk at niceness {FIXED_RATE_NICENESS} so that its threads do not preempt the server's.
   A run's p99 rests on a few dozen requests and moves by a factor of two from run to run, so
   each percentile is taken over the newCalls of all repetitions together, and the interval is
   a bootstrap over the repetitions, resampled in pairs with their reference's. CPU per request
