@@ -40,21 +40,10 @@ EXPIRY: Final = "5. Expiry, snapshots and signatures (in-process)"
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
     """Throughput per comparison, then newCall p50 and p99 and CPU per request at the fixed load."""
-    throughput = [
-        _paired(
-            WEBHOOK,
-            f"throughput, {target.label}",
-            "req/s",
-            saturation.throughput[reference.name],
-            saturation.throughput[target.name],
-            THROUGHPUT_BAR if (target, reference) in BARRED else None,
-            reference_name=reference.name,
-        )
-        for target, reference in COMPARED
-    ]
+    at = f"at {latency.rate:,.0f} req/s"
     latencies = [
         _pooled(
-            f"newCall p{q} at {latency.rate:,.0f} req/s, {target.label}",
+            f"newCall p{q} {at}, {target.label}",
             latency.samples[reference.name],
             latency.samples[target.name],
             q,
@@ -64,19 +53,29 @@ def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
         for q, bar in ((50, None), (99, P99_BAR))
         for target, reference in COMPARED
     ]
-    cpu = [
+    return [
+        *_compared("throughput", "req/s", saturation.throughput, THROUGHPUT_BAR),
+        *latencies,
+        *_compared(f"server CPU per request {at}", "s", latency.cpu, None),
+    ]
+
+
+def _compared(
+    measure: str, unit: str, by_target: dict[str, list[float]], bar: Bar | None
+) -> list[Row]:
+    """One paired row per comparison; `bar` applies to the barred ones only."""
+    return [
         _paired(
             WEBHOOK,
-            f"server CPU per request at {latency.rate:,.0f} req/s, {target.label}",
-            "s",
-            latency.cpu[reference.name],
-            latency.cpu[target.name],
-            None,
+            f"{measure}, {target.label}",
+            unit,
+            by_target[reference.name],
+            by_target[target.name],
+            bar if (target, reference) in BARRED else None,
             reference_name=reference.name,
         )
         for target, reference in COMPARED
     ]
-    return throughput + latencies + cpu
 
 
 def scrape_rows(saturation: Saturation) -> list[Row]:
