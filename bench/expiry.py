@@ -11,6 +11,7 @@ from typing import Final
 
 from bench.stats import median
 from exporter.calls import CallTracker, EndedCall
+from exporter.config import Config
 from exporter.events import NewCall
 from exporter.logs import BatchedHandler, formatter
 from exporter.metrics import new_statistics
@@ -18,8 +19,8 @@ from exporter.state import StateStore
 from exporter.web import log_call_ended
 
 START: Final = 1_800_000_000.0
-FORWARD_GRACE: Final = 10.0
-EXPIRE_AFTER: Final = 4 * 3600.0
+# The exporter's own defaults, so that the bench measures what users run.
+DEFAULTS: Final = Config()
 IDLE_SWEEPS: Final = 200
 
 
@@ -36,7 +37,7 @@ class Expiry:
 
 def open_tracker(open_calls: int) -> CallTracker:
     """A tracker holding `open_calls` calls that rang at START and never ended."""
-    tracker = CallTracker(new_statistics(), FORWARD_GRACE, EXPIRE_AFTER)
+    tracker = CallTracker(new_statistics(), DEFAULTS.forward_grace, DEFAULTS.expire_after)
     for number in range(open_calls):
         tracker.handle(NewCall(f"open-{number}", "in", users=("Alice",)), START)
     return tracker
@@ -52,7 +53,7 @@ def measure(workdir: Path, open_calls: int, repetitions: int) -> Expiry:
         result.snapshot_total.append(total)
         result.nothing.append(_idle_sweep(tracker))
         started = time.perf_counter()
-        ended = tracker.sweep(START + EXPIRE_AFTER + 1.0)
+        ended = tracker.sweep(START + DEFAULTS.expire_after + 1.0)
         result.everything.append(time.perf_counter() - started)
         if len(ended) != open_calls:
             raise RuntimeError(f"the sweep ended {len(ended)} of {open_calls} calls")

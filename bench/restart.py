@@ -12,12 +12,13 @@ from bench.corpus import plan_connections
 from bench.procs import launch_baseline, launch_exporter, wait_ready
 from bench.scrape import sample_sum
 from exporter.calls import CallTracker
+from exporter.config import Config
 from exporter.events import NewCall
 from exporter.metrics import new_statistics
 from exporter.state import StateStore
 
-FORWARD_GRACE: Final = 10.0
-EXPIRE_AFTER: Final = 4 * 3600.0
+# The exporter's own defaults, so that the bench measures what users run.
+DEFAULTS: Final = Config()
 # Above the open calls plus those the journal opens, so that replay evicts none of them.
 MAX_OPEN: Final = 1_000_000
 
@@ -38,7 +39,7 @@ def build_state(path: Path, open_calls: int, journal: int) -> None:
     The journal holds the bodies of whole planned calls, as the exporter writes them between
     snapshots; a restart loads the snapshot and replays all of it.
     """
-    tracker = CallTracker(new_statistics(), FORWARD_GRACE, EXPIRE_AFTER)
+    tracker = CallTracker(new_statistics(), DEFAULTS.forward_grace, DEFAULTS.expire_after)
     store = StateStore(path)
     try:
         now = time.time()
