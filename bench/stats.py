@@ -1,4 +1,4 @@
-"""Small statistics: medians, percentiles and paired ratios."""
+"""Small statistics: medians, percentiles, paired ratios and bootstrap intervals."""
 
 from __future__ import annotations
 
