@@ -94,7 +94,7 @@ def explanation(settings: Settings) -> str:
   `--state.path=` (persistence off) or a new state file (durable), and
   `--webhook.verify-signature=false` or `=true` with a throwaway RSA key (defaults).
 - Load: `wrk -t{settings.connections} -c{settings.connections}` replays bodies planned by
-  `exporter.traffic.TrafficPlanner` (newCall, answer, hangup in order, each call on one
+  `exporter.simulate.traffic.TrafficPlanner` (newCall, answer, hangup in order, each call on one
   connection, calls interleaved), {settings.seconds} s a run, {settings.repetitions}
   repetition(s), targets interleaved within each repetition. Figures are medians; a ratio is
   the median of the per-repetition ratios.

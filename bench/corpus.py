@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, generat
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from exporter.traffic import PlannedEvent, TrafficPlanner, TrafficProfile
+from exporter.simulate.traffic import PlannedEvent, TrafficPlanner, TrafficProfile
 
 SEED: Final = 0xBE7C  # its hex form, the call id prefix, holds letters: no phone number matches
 # A busy account: about 2,000 calls in progress at once, so that calls overlap on every connection.

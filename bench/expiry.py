@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Final
 
 from bench.stats import median
-from exporter.calls import CallTracker, EndedCall
-from exporter.config import Config
-from exporter.events import NewCall
+from exporter.config.flags import Config
+from exporter.domain.events import NewCall
+from exporter.domain.tracker import CallTracker, EndedCall
 from exporter.logs import BatchedHandler, formatter
 from exporter.metrics import new_statistics
-from exporter.state import StateStore
-from exporter.web import log_call_ended
+from exporter.storage.sqlite import StateStore
+from exporter.web.app import log_call_ended
 
 START: Final = 1_800_000_000.0
 # The exporter's own defaults, so that the bench measures what users run.

@@ -11,11 +11,11 @@ from typing import Final
 from bench.corpus import plan_connections
 from bench.procs import launch_baseline, launch_exporter, wait_ready
 from bench.scrape import sample_sum
-from exporter.calls import CallTracker
-from exporter.config import Config
-from exporter.events import NewCall
+from exporter.config.flags import Config
+from exporter.domain.events import NewCall
+from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
-from exporter.state import StateStore
+from exporter.storage.sqlite import StateStore
 
 # The exporter's own defaults, so that the bench measures what users run.
 DEFAULTS: Final = Config()

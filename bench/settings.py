@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.durability import MAX_JOURNAL
+from exporter.storage.snapshots import MAX_JOURNAL
 
 
 @dataclass(frozen=True, slots=True)

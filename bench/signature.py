@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from exporter.guard import Guard, sipgate_public_key
+from exporter.web.guard import Guard, sipgate_public_key
 
 BODY = b"event=newCall&direction=in&from=494441872331&to=4921112345671&callId=be7c-0000001"
 

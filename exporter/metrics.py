@@ -16,14 +16,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker, LabelValues
-from exporter.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES, TOO_MANY_FIELDS
-from exporter.guard import REASONS as GUARD_REASONS
-from exporter.labels import LABELS, OTHER
-from exporter.relay import EVENTS as RELAY_EVENTS
-from exporter.relay import OUTCOMES as RELAY_OUTCOMES
-from exporter.relay import Relay, RelayStats
-from exporter.stats import Histogram, Statistics
+from exporter.domain.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES, TOO_MANY_FIELDS
+from exporter.domain.labels import LABELS, OTHER
+from exporter.domain.statistics import Histogram, Statistics
+from exporter.domain.tracker import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker, LabelValues
+from exporter.relay.relay import EVENTS as RELAY_EVENTS
+from exporter.relay.relay import OUTCOMES as RELAY_OUTCOMES
+from exporter.relay.relay import Relay, RelayStats
+from exporter.web.guard import REASONS as GUARD_REASONS
 
 # Waits range from an instant pickup to minutes in a queue.
 WAIT_BUCKETS: Final = (

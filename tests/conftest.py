@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.calls import CallTracker
+from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
 from tests.http_helpers import free_port
 from tests.programs import EXPIRE, EXPORTER, GRACE, Program, Start, clean_env

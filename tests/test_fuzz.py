@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from exporter.calls import CallTracker
+from exporter.domain.tracker import CallTracker
 from exporter.metrics import create_registry, new_statistics
-from exporter.server import Server
-from exporter.web import create_app
+from exporter.web.app import create_app
+from exporter.web.server import Server
 from tests.http_helpers import (
     CAUSES,
     EVENTS,

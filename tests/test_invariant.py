@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.calls import CallTracker
-from exporter.events import DIRECTIONS, KNOWN_CAUSES, Answer, Dtmf, Event, Hangup, NewCall
+from exporter.domain.events import DIRECTIONS, KNOWN_CAUSES, Answer, Dtmf, Event, Hangup, NewCall
+from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
 
 CALL_IDS = [f"c{i}" for i in range(8)]

@@ -6,8 +6,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import __version__
-from exporter.calls import CallTracker
-from exporter.events import Answer, Hangup, NewCall
+from exporter.domain.events import Answer, Hangup, NewCall
+from exporter.domain.tracker import CallTracker
 from exporter.metrics import WAIT_BUCKETS, create_registry
 from tests.conftest import FakeClock
 

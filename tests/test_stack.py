@@ -25,7 +25,7 @@ from typing import Any, Final
 import pytest
 import yaml
 
-from exporter.traffic import ACCOUNT_LINES, STAFF
+from exporter.simulate.traffic import ACCOUNT_LINES, STAFF
 from tests.dashboard_queries import panel_queries
 from tests.stack_helpers import (
     Service,

@@ -1,0 +1,1 @@
+"""The configuration: flags and environment, the YAML file, and reloading it."""

@@ -1,0 +1,505 @@
+"""The exporter's configuration: Prometheus-style flags, each with an environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from exporter import __version__
+from exporter.domain.events import DEFAULT_LIMITS
+from exporter.web.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, read_public_key
+
+ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
+LOG_LEVELS: Final = ("debug", "info", "warn", "error")
+LOG_FORMATS: Final = ("text", "json")
+
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE: Final = re.compile(r"(\d+)(B|KiB|MiB)?")
+_UNIT_BYTES: Final = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+# Environment only: a flag value would show in `ps`.
+PASSWORD_ENV: Final = ENV_PREFIX + "WEBHOOK_BASIC_AUTH_PASSWORD"
+DEFAULT_STATE_PATH: Final = "data/sipgate-exporter.db"
+STATE_SYNC_MODES: Final = ("normal", "full")
+
+
+class ConfigError(ValueError):
+    """A flag or environment value that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Validated settings of one exporter process."""
+
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 9850
+    threads: int = 4
+    public_url: str | None = None
+    forward_grace: float = 10.0
+    expire_after: float = 4 * 3600.0
+    log_level: str = "info"
+    log_format: str = "text"
+    metrics_address: tuple[str, int] | None = None
+    read_timeout: float = 10.0
+    trusted_proxies: tuple[Network, ...] = ()
+    verify_signature: bool = True
+    signature_key: RSAPublicKey | None = None  # None: sipgate's key, bundled
+    basic_auth_user: str | None = None
+    basic_auth_password: str | None = field(default=None, repr=False)
+    allowed_networks: tuple[Network, ...] | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_fields: int = DEFAULT_LIMITS.max_fields
+    max_users: int = DEFAULT_LIMITS.max_users
+    max_open_calls: int = 100_000
+    state_path: Path | None = Path(DEFAULT_STATE_PATH)
+    snapshot_interval: float = 30.0
+    state_sync: str = "normal"
+    state_reset: bool = False
+    config_file: Path | None = None
+    check_config: bool = False
+    enable_lifecycle: bool = False
+    relay_upstream_url: str | None = None
+    relay_upstream_url_in: str | None = None
+    relay_upstream_url_out: str | None = None
+    relay_timeout: float = 2.0
+    relay_retries: int = 3
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus-style duration such as `500ms`, `10s`, `5m`, `1h30m`."""
+    position = 0
+    seconds = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 4h, 1h30m)")
+    return seconds
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """(host, port) of `host:port`, `:port` or `[v6]:port`; an empty host means all IPv4."""
+    host, separator, port_text = text.rpartition(":")
+    if not separator or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid listen address {text!r} (use e.g. :9850 or 127.0.0.1:9850)")
+    host = host.removeprefix("[").removesuffix("]")
+    return host or "0.0.0.0", int(port_text)
+
+
+def parse_public_url(text: str) -> str:
+    """The absolute webhook URL sipgate should call; a bare origin gets `/webhook`."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"invalid public URL {text!r} (use e.g. https://stats.example.com/webhook)"
+        )
+    path = parts.path if parts.path not in ("", "/") else "/webhook"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def parse_bool(text: str) -> bool:
+    """`true` or `false` (also 1/0, yes/no), in any case."""
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"invalid value {text!r} (use true or false)")
+    return lowered in ("true", "1", "yes")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in `16384`, `16KiB` or `1MiB`."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise ValueError(f"invalid size {text!r} (use e.g. 16384, 16KiB or 1MiB)")
+    return int(match.group(1)) * _UNIT_BYTES[match.group(2)]
+
+
+def _timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    if seconds < 1:
+        raise ValueError(f"invalid timeout {text!r} (use at least 1s)")
+    return seconds
+
+
+def _user_name(text: str) -> str:
+    if ":" in text:
+        raise ValueError("a basic auth user name cannot contain ':'")
+    return text
+
+
+def _read_secret(path: str) -> str:
+    # The message names the file, never what is in it.
+    try:
+        with open(path, encoding="utf-8") as file:
+            secret = file.read(4096).rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ValueError(f"cannot read password file {path!r}: {reason or error}") from None
+    if not secret:
+        raise ValueError(f"password file {path!r} is empty")
+    return secret
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def parse_upstream_url(text: str) -> str:
+    """An absolute http(s) URL of the application that relay mode passes events on to."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("invalid upstream URL (use e.g. https://crm.example.com/sipgate)")
+    return text
+
+
+def _relay_timeout(text: str) -> float:
+    seconds = parse_duration(text)
+    if not 0 < seconds <= 10:
+        raise ValueError(f"invalid timeout {text!r} (use more than 0 and at most 10s)")
+    return seconds
+
+
+def _retries(text: str) -> int:
+    if not text.isdigit() or int(text) > 10:
+        raise ValueError(f"invalid number {text!r} (use a whole number from 0 to 10)")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"invalid number {text!r} (use a whole number of at least 1)")
+    return int(text)
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"invalid value {text!r} (choose from {', '.join(choices)})")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class _Flag:
+    name: str
+    field: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+    env_name: str | None = None
+    shown_default: str | None = None
+
+    @property
+    def env(self) -> str:
+        return self.env_name or ENV_PREFIX + re.sub(r"[.-]", "_", self.name).upper()
+
+
+FLAGS: Final = (
+    _Flag(
+        "web.listen-address",
+        "listen",
+        parse_listen_address,
+        ":9850",
+        "address to serve the webhook, landing page and /metrics on",
+    ),
+    _Flag(
+        "web.metrics-address",
+        "metrics_address",
+        parse_listen_address,
+        "",
+        "separate address to serve /metrics on, such as 127.0.0.1:9851; "
+        "the main address then has no /metrics",
+        shown_default="none, /metrics on the main address",
+    ),
+    _Flag("web.threads", "threads", _positive_int, "4", "worker threads answering HTTP requests"),
+    _Flag(
+        "web.read-timeout",
+        "read_timeout",
+        _timeout,
+        "10s",
+        "close a connection that sent nothing for this long, idle or in the middle of a request",
+    ),
+    _Flag(
+        "web.trusted-proxies",
+        "trusted_proxies",
+        parse_networks,
+        "",
+        "comma-separated networks of reverse proxies whose X-Forwarded-For is believed",
+        shown_default="none",
+    ),
+    _Flag(
+        "webhook.public-url",
+        "public_url",
+        parse_public_url,
+        "",
+        "absolute URL sipgate reaches the webhook at, put into replies to newCall; "
+        "derived from each request when empty; with basic auth, include the credentials "
+        "as in https://user:pass@host/webhook, so that answer and hangup events carry them too",
+        env_name=ENV_PREFIX + "PUBLIC_URL",
+    ),
+    _Flag(
+        "webhook.verify-signature",
+        "verify_signature",
+        parse_bool,
+        "true",
+        "refuse webhook requests without a valid X-Sipgate-Signature with 403",
+    ),
+    _Flag(
+        "webhook.signature-key",
+        "signature_key",
+        read_public_key,
+        "",
+        "PEM file of the RSA public key that signs webhook requests",
+        shown_default="sipgate's key, bundled",
+    ),
+    _Flag(
+        "webhook.basic-auth-user",
+        "basic_auth_user",
+        _user_name,
+        "",
+        "require HTTP basic auth with this user name on the webhook, 401 otherwise",
+        shown_default="none",
+    ),
+    _Flag(
+        "webhook.basic-auth-password-file",
+        "basic_auth_password",
+        _read_secret,
+        "",
+        f"file holding the basic auth password; or set {PASSWORD_ENV}",
+        shown_default="none",
+    ),
+    _Flag(
+        "webhook.allowed-networks",
+        "allowed_networks",
+        parse_networks,
+        "",
+        "comma-separated networks webhook requests may come from, 403 otherwise, "
+        "e.g. sipgate's 217.116.118.254/32,212.9.46.32/32",
+        shown_default="any",
+    ),
+    _Flag(
+        "webhook.max-body-bytes",
+        "max_body_bytes",
+        parse_size,
+        "16KiB",
+        "largest webhook body accepted, 413 otherwise",
+    ),
+    _Flag(
+        "webhook.max-fields",
+        "max_fields",
+        _positive_int,
+        str(DEFAULT_LIMITS.max_fields),
+        "most form fields in a webhook body, 400 otherwise",
+    ),
+    _Flag(
+        "webhook.max-users",
+        "max_users",
+        _positive_int,
+        str(DEFAULT_LIMITS.max_users),
+        "most user[] values in a newCall, 400 otherwise",
+    ),
+    _Flag(
+        "calls.forward-grace",
+        "forward_grace",
+        parse_duration,
+        "10s",
+        "how long a call whose last leg ended 'forwarded' waits for its next leg",
+    ),
+    _Flag(
+        "calls.expire-after",
+        "expire_after",
+        parse_duration,
+        "4h",
+        "end a call as 'expired' when none of its events arrived for this long",
+    ),
+    _Flag(
+        "log.level",
+        "log_level",
+        _choice(LOG_LEVELS),
+        "info",
+        "least severe log level to print: " + ", ".join(LOG_LEVELS),
+    ),
+    _Flag(
+        "log.format",
+        "log_format",
+        _choice(LOG_FORMATS),
+        "text",
+        "log line format: " + ", ".join(LOG_FORMATS),
+    ),
+    _Flag(
+        "calls.max-open",
+        "max_open_calls",
+        _positive_int,
+        "100000",
+        "most calls kept in progress; past it the oldest call ends as 'expired' and "
+        "sipgate_calls_evicted_total counts it",
+    ),
+    _Flag(
+        "config.file",
+        "config_file",
+        _optional_path,
+        "",
+        "YAML file naming lines, teams and per-user statistics; reloaded on SIGHUP",
+        shown_default="none",
+    ),
+    _Flag(
+        "check-config",
+        "check_config",
+        parse_bool,
+        "false",
+        "check the flags and the configuration file, then exit (0 if fine)",
+    ),
+    _Flag(
+        "web.enable-lifecycle",
+        "enable_lifecycle",
+        parse_bool,
+        "false",
+        "accept POST /-/reload to reload the configuration file",
+    ),
+    _Flag(
+        "state.path",
+        "state_path",
+        _optional_path,
+        DEFAULT_STATE_PATH,
+        "SQLite file that keeps statistics and calls in progress across restarts; "
+        "empty turns persistence off",
+    ),
+    _Flag(
+        "state.snapshot-interval",
+        "snapshot_interval",
+        _timeout,
+        "30s",
+        "how often the whole state is written, replacing the journal of events before it",
+    ),
+    _Flag(
+        "state.sync",
+        "state_sync",
+        _choice(STATE_SYNC_MODES),
+        "normal",
+        "normal: every acknowledged event survives a crash of the exporter; "
+        "full: also a crash of the machine, at the cost of a disk flush per event",
+    ),
+    _Flag(
+        "state.reset",
+        "state_reset",
+        parse_bool,
+        "false",
+        "move an existing state file aside (renamed *.old) and start with empty statistics",
+    ),
+    _Flag(
+        "relay.upstream-url",
+        "relay_upstream_url",
+        parse_upstream_url,
+        "",
+        "relay mode: pass every event on to the application at this URL (the one sipgate "
+        "used to call) and hand its XML replies to sipgate",
+        shown_default="none, relay off",
+    ),
+    _Flag(
+        "relay.upstream-url-in",
+        "relay_upstream_url_in",
+        parse_upstream_url,
+        "",
+        "upstream URL for incoming calls only, instead of --relay.upstream-url",
+        shown_default="--relay.upstream-url",
+    ),
+    _Flag(
+        "relay.upstream-url-out",
+        "relay_upstream_url_out",
+        parse_upstream_url,
+        "",
+        "upstream URL for outgoing calls only, instead of --relay.upstream-url",
+        shown_default="--relay.upstream-url",
+    ),
+    _Flag(
+        "relay.timeout",
+        "relay_timeout",
+        _relay_timeout,
+        "2s",
+        "deadline for one request to the upstream; past it sipgate gets the exporter's own "
+        "reply to newCall or dtmf",
+    ),
+    _Flag(
+        "relay.retries",
+        "relay_retries",
+        _retries,
+        "3",
+        "how often a failed answer or hangup is tried again in the background",
+    ),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
+    """The argument parser, with each flag's default and environment variable in its help."""
+    parser = _Parser(
+        prog=prog,
+        description="Prometheus exporter for sipgate.io call statistics. Point sipgate.io's "
+        "webhook URLs at /webhook and let Prometheus scrape /metrics.",
+    )
+    for flag in FLAGS:
+        shown = flag.shown_default or (repr(flag.default) if flag.default == "" else flag.default)
+        # A boolean flag alone means true, as in `--state.reset`.
+        boolean: dict[str, Any] = (
+            {"nargs": "?", "const": "true"} if flag.parse is parse_bool else {}
+        )
+        parser.add_argument(
+            f"--{flag.name}",
+            dest=flag.field,
+            metavar=flag.name.split(".")[-1].upper(),
+            help=f"{flag.help} (default: {shown}; env {flag.env})",
+            **boolean,
+        )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Build the Config from flags, then environment, then defaults; raise ConfigError."""
+    namespace = build_parser().parse_args(list(argv))
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        given = getattr(namespace, flag.field)
+        source, text = (f"--{flag.name}", given) if given is not None else (flag.env, None)
+        if text is None:
+            text = environ.get(flag.env, flag.default)
+        if text == "" and flag.default == "":
+            continue
+        try:
+            values[flag.field] = flag.parse(text)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from None
+    _check_security(values, environ)
+    host, port = values.pop("listen")
+    return Config(listen_host=host, listen_port=port, **values)
+
+
+def _check_security(values: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Take the password from the environment; refuse settings that cannot work together."""
+    if environ.get(PASSWORD_ENV):
+        if "basic_auth_password" in values:
+            raise ConfigError(f"--webhook.basic-auth-password-file and {PASSWORD_ENV}: set one")
+        values["basic_auth_password"] = environ[PASSWORD_ENV]
+    has_user, has_password = "basic_auth_user" in values, "basic_auth_password" in values
+    if has_user and not has_password:
+        raise ConfigError(
+            "--webhook.basic-auth-user needs a password: "
+            f"--webhook.basic-auth-password-file or {PASSWORD_ENV}"
+        )
+    if has_password and not has_user:
+        raise ConfigError("a basic auth password needs --webhook.basic-auth-user")
+    if values.get("metrics_address") == values["listen"]:
+        raise ConfigError("--web.metrics-address must differ from --web.listen-address")

@@ -1,0 +1,488 @@
+"""Relay mode: forward sipgate events to an upstream application and keep its follow-up URLs.
+
+sipgate accepts one webhook URL per direction. In relay mode the exporter owns that URL, counts
+every event as always, passes `newCall` on to the upstream within a deadline and hands the
+upstream's XML reply to sipgate, with `onAnswer`, `onHangup` and `onData` pointing back at the
+exporter. The follow-up events are then passed on in the background to the URLs the upstream
+asked for, so that they never delay the reply to sipgate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import queue
+import threading
+import time
+import xml.etree.ElementTree as ET
+from base64 import b64encode
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import unquote, urljoin, urlsplit
+
+from exporter import __version__
+from exporter.domain.events import (
+    ANSWER,
+    DTMF,
+    EVENT_NAMES,
+    HANGUP,
+    NEW_CALL,
+    Answer,
+    Dtmf,
+    Event,
+    Hangup,
+    NewCall,
+)
+from exporter.domain.statistics import Histogram
+
+log = logging.getLogger(__name__)
+
+OK: Final = "ok"
+ERROR: Final = "error"
+TIMEOUT: Final = "timeout"
+INVALID_REPLY: Final = "invalid_reply"
+DROPPED: Final = "dropped"
+RETRIED: Final = "retried"
+OUTCOMES: Final = (OK, ERROR, TIMEOUT, INVALID_REPLY, DROPPED, RETRIED)
+EVENTS: Final = EVENT_NAMES
+
+ON_ANSWER: Final = "onAnswer"
+ON_HANGUP: Final = "onHangup"
+ON_DATA: Final = "onData"
+# Bounds on what an upstream may send back; sipgate's replies are a few hundred bytes.
+MAX_REPLY_BYTES: Final = 64 * 1024
+MAX_URL_CHARS: Final = 2048
+XML_DECLARATION: Final = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+class InvalidReplyError(ValueError):
+    """An upstream reply to newCall that sipgate must not see: not XML, or not a <Response>."""
+
+
+class UpstreamError(Exception):
+    """An upstream request that failed; `outcome` is ERROR or TIMEOUT."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUps:
+    """The URLs an upstream asked sipgate to send a call's follow-up events to."""
+
+    on_answer: str | None = None
+    on_hangup: str | None = None
+    on_data: str | None = None
+
+    def url_for(self, event: Event) -> str | None:
+        """Where `event` goes, or None when the upstream did not ask for it."""
+        if isinstance(event, Answer):
+            return self.on_answer
+        if isinstance(event, Hangup):
+            return self.on_hangup
+        if isinstance(event, Dtmf):
+            return self.on_data
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self.on_answer or self.on_hangup or self.on_data)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """The parts of sipgate's request that are passed on: body and the headers upstreams use."""
+
+    body: bytes
+    content_type: str | None = None
+    signature: str | None = None
+    user_agent: str | None = None
+    forwarded_for: str = ""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, Any], body: bytes) -> Incoming:
+        """The request in a WSGI environ, with the client appended to X-Forwarded-For."""
+        client = str(environ.get("REMOTE_ADDR", ""))
+        earlier = str(environ.get("HTTP_X_FORWARDED_FOR", "")).strip()
+        return cls(
+            body=body,
+            content_type=environ.get("CONTENT_TYPE") or None,
+            signature=environ.get("HTTP_X_SIPGATE_SIGNATURE"),
+            user_agent=environ.get("HTTP_USER_AGENT"),
+            forwarded_for=f"{earlier}, {client}" if earlier and client else earlier or client,
+        )
+
+    def headers(self) -> dict[str, str]:
+        """The headers of the forwarded request; X-Sipgate-Signature exactly as received."""
+        headers = {"User-Agent": self.user_agent or f"sipgate-exporter/{__version__}"}
+        if self.content_type:
+            headers["Content-Type"] = self.content_type
+        if self.signature is not None:
+            headers["X-Sipgate-Signature"] = self.signature
+        if self.forwarded_for:
+            headers["X-Forwarded-For"] = self.forwarded_for
+        headers["Accept"] = "application/xml, text/xml"
+        return headers
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """Where and how to relay; `upstreams` maps a direction (`in`, `out`) to a URL."""
+
+    upstreams: Mapping[str, str]
+    timeout: float = 2.0
+    retries: int = 3
+    backoff: float = 0.5
+    max_calls: int = 100_000
+    expire_after: float = 4 * 3600.0
+    queue_size: int = 1000
+    workers: int = 4
+
+
+class _Rejecting(ET.TreeBuilder):
+    """A tree builder that refuses any DOCTYPE, and with it every entity declaration."""
+
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        raise InvalidReplyError("reply has a DOCTYPE")
+
+
+def parse_reply(body: bytes) -> ET.Element:
+    """The <Response> element of an upstream's XML reply; raise InvalidReplyError otherwise."""
+    # DOCTYPE is refused before expat reads any entity declaration: no entity expansion, no
+    # external resources. defusedxml would do the same with one more dependency.
+    parser = ET.XMLParser(target=_Rejecting())  # noqa: S314
+    try:
+        parser.feed(body)
+        root = parser.close()
+    except ET.ParseError as error:
+        raise InvalidReplyError(f"reply is not well-formed XML ({error})") from None
+    if not isinstance(root, ET.Element) or root.tag != "Response":
+        raise InvalidReplyError("reply's root element is not <Response>")
+    return root
+
+
+def rewrite_reply(body: bytes, own_url: str, base_url: str = "") -> tuple[bytes, FollowUps]:
+    """The reply for sipgate, subscribed to `own_url`, and the follow-ups the upstream wanted.
+
+    Every element, attribute and text stays as it was, except `onAnswer` and `onHangup` of
+    <Response> (always set to `own_url`) and `onData` of any <Gather> that has one. Relative
+    URLs of the upstream are resolved against `base_url`.
+    """
+    root = parse_reply(body)
+    on_data = None
+    for gather in root.iter("Gather"):
+        if ON_DATA in gather.attrib:
+            on_data = on_data or _follow_up_url(gather.attrib[ON_DATA], base_url)
+            gather.set(ON_DATA, own_url)
+    follow_ups = FollowUps(
+        on_answer=_follow_up_url(root.get(ON_ANSWER), base_url),
+        on_hangup=_follow_up_url(root.get(ON_HANGUP), base_url),
+        on_data=on_data,
+    )
+    root.set(ON_ANSWER, own_url)
+    root.set(ON_HANGUP, own_url)
+    text = XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n"
+    return text.encode(), follow_ups
+
+
+def _follow_up_url(value: str | None, base_url: str) -> str | None:
+    if not value or not value.strip():
+        return None
+    url = urljoin(base_url, value.strip())
+    parts = urlsplit(url)
+    if len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidReplyError("reply names a follow-up URL that is not absolute http(s)")
+    return url
+
+
+@dataclass
+class RelayStats:
+    """Relay counters by (event, outcome) and request durations by event."""
+
+    buckets: tuple[float, ...]
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    durations: dict[str, Histogram] = field(default_factory=dict)
+
+    def observe(self, event: str, seconds: float) -> None:
+        """Record how long one upstream request took."""
+        histogram = self.durations.get(event)
+        if histogram is None:
+            histogram = self.durations[event] = Histogram(self.buckets)
+        histogram.observe(seconds)
+
+    def copy(self) -> RelayStats:
+        """An independent copy."""
+        durations = {event: histogram.copy() for event, histogram in self.durations.items()}
+        return RelayStats(self.buckets, self.requests.copy(), durations)
+
+
+Post = Callable[[str, bytes, Mapping[str, str], float], tuple[int, bytes]]
+
+
+def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> tuple[int, bytes]:
+    """POST `body` to `url`; return (status, reply body), raise UpstreamError.
+
+    `timeout` bounds the whole exchange, so that an upstream trickling bytes cannot hold on.
+    Credentials in the URL become basic auth; redirects are not followed.
+    """
+    deadline = time.monotonic() + timeout
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
+    headers = dict(headers)
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + b64encode(credentials.encode()).decode()
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        _remaining(connection, deadline)
+        response = connection.getresponse()
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_REPLY_BYTES:  # one byte more than allowed shows a reply too large
+            _remaining(connection, deadline)
+            chunk = response.read1(MAX_REPLY_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return response.status, b"".join(chunks)
+    except TimeoutError:
+        raise UpstreamError(TIMEOUT, f"no reply within {timeout:g}s") from None
+    except (OSError, http.client.HTTPException) as error:
+        raise UpstreamError(ERROR, f"{type(error).__name__}: {error}") from None
+    finally:
+        connection.close()
+
+
+def _remaining(connection: http.client.HTTPConnection, deadline: float) -> None:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    if connection.sock is not None:
+        connection.sock.settimeout(left)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    event: str
+    url: str
+    incoming: Incoming
+
+
+class Relay:
+    """Pass events on to the upstream; thread-safe; `start()` the workers for follow-ups."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        stats: RelayStats,
+        clock: Callable[[], float] = time.monotonic,
+        send: Post = post,
+    ) -> None:
+        self.settings = settings
+        self._stats = stats
+        self._clock = clock
+        self._send = send
+        self._lock = threading.Lock()
+        # callId -> (follow-ups, expiry); ordered by insertion, so the oldest is first.
+        self._calls: OrderedDict[str, tuple[FollowUps, float]] = OrderedDict()
+        # One queue per worker and each call always on the same one: a call's events stay in order.
+        size = max(1, settings.queue_size // settings.workers)
+        self._queues = [queue.Queue[_Job | None](size) for _ in range(settings.workers)]
+        self._threads = [
+            threading.Thread(target=self._work, args=(jobs,), name=f"relay-{index}", daemon=True)
+            for index, jobs in enumerate(self._queues)
+        ]
+        self._stopping = threading.Event()
+        self._warned: set[str] = set()
+
+    def new_call(self, event: NewCall, incoming: Incoming, own_url: str) -> bytes | None:
+        """The upstream's reply for sipgate, re-subscribed to `own_url`; None to use our own."""
+        url = self.settings.upstreams.get(event.direction)
+        if url is None:
+            return None
+        reply, follow_ups = self._ask(NEW_CALL, url, incoming, own_url)
+        if follow_ups:
+            self._remember(event.call_id, follow_ups)
+        return reply
+
+    def dtmf(self, event: Dtmf, incoming: Incoming, own_url: str) -> bytes | None:
+        """The upstream's next actions after the digits it gathered; None to use our own reply.
+
+        Like newCall and unlike answer and hangup, sipgate acts on the reply to `onData` (an
+        IVR answers a key press with <Dial> or another <Gather>), so it is relayed at once.
+        """
+        with self._lock:
+            entry = self._calls.get(event.call_id)
+        url = entry[0].on_data if entry is not None else None
+        if url is None:
+            return None
+        reply, follow_ups = self._ask(DTMF, url, incoming, own_url)
+        if reply is not None:
+            before = entry[0] if entry is not None else FollowUps()
+            self._remember(
+                event.call_id,
+                FollowUps(
+                    on_answer=follow_ups.on_answer or before.on_answer,
+                    on_hangup=follow_ups.on_hangup or before.on_hangup,
+                    on_data=follow_ups.on_data,
+                ),
+            )
+        return reply
+
+    def _ask(
+        self, label: str, url: str, incoming: Incoming, own_url: str
+    ) -> tuple[bytes | None, FollowUps]:
+        """Send one event within the deadline; the rewritten reply (None on failure) and
+        the follow-ups it asks for."""
+        started = self._clock()
+        outcome, reply, follow_ups = OK, None, FollowUps()
+        try:
+            status, body = self._send(url, incoming.body, incoming.headers(), self.settings.timeout)
+            if not 200 <= status < 300:
+                raise UpstreamError(ERROR, f"HTTP status {status}")
+            if len(body) > MAX_REPLY_BYTES:
+                raise InvalidReplyError(f"reply larger than {MAX_REPLY_BYTES} bytes")
+            # An empty 2xx reply means "no actions, no follow-ups", for sipgate as for us.
+            if body.strip():
+                reply, follow_ups = rewrite_reply(body, own_url, url)
+        except UpstreamError as error:
+            outcome = error.outcome
+            self._warn(label, outcome, url, str(error))
+        except InvalidReplyError as error:
+            outcome = INVALID_REPLY
+            self._warn(label, outcome, url, str(error))
+        except Exception:
+            # Whatever the upstream did, sipgate gets a reply that routes the call.
+            log.exception("relaying %s to upstream %s failed", label, urlsplit(url).hostname)
+            outcome = ERROR
+        self._count(label, outcome, self._clock() - started)
+        return reply, follow_ups
+
+    def follow_up(self, event: Event, incoming: Incoming) -> None:
+        """Queue answer or hangup for the URL the upstream asked for; never blocks."""
+        if not isinstance(event, Answer | Hangup):
+            return
+        with self._lock:
+            entry = self._calls.get(event.call_id)
+            if entry is not None and isinstance(event, Hangup):
+                # A leg's hangup is its last event: its entry ends here.
+                del self._calls[event.call_id]
+        url = entry[0].url_for(event) if entry is not None else None
+        if url is None:
+            return
+        label = _label(event)
+        jobs = self._queues[hash(event.call_id) % len(self._queues)]
+        try:
+            jobs.put_nowait(_Job(label, url, incoming))
+        except queue.Full:
+            self._count(label, DROPPED)
+            self._warn(label, DROPPED, url, "the relay queue is full")
+
+    def sweep(self) -> int:
+        """Forget the follow-ups of calls that saw no hangup in time; return how many."""
+        now = self._clock()
+        forgotten = 0
+        with self._lock:
+            while self._calls:
+                _, (_, expires) = next(iter(self._calls.items()))
+                if expires > now:
+                    break
+                self._calls.popitem(last=False)
+                forgotten += 1
+        return forgotten
+
+    def snapshot(self) -> RelayStats:
+        """A consistent copy of the relay's counters."""
+        with self._lock:
+            return self._stats.copy()
+
+    @property
+    def remembered_calls(self) -> int:
+        """Number of calls whose follow-up URLs are kept."""
+        return len(self._calls)
+
+    def start(self) -> None:
+        """Start the workers that relay follow-up events."""
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let the workers finish their current event and stop; events still queued are lost."""
+        self._stopping.set()
+        for jobs in self._queues:
+            # A full queue's worker sees _stopping after its current event instead.
+            with contextlib.suppress(queue.Full):
+                jobs.put_nowait(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _remember(self, call_id: str, follow_ups: FollowUps) -> None:
+        expires = self._clock() + self.settings.expire_after
+        with self._lock:
+            self._calls[call_id] = (follow_ups, expires)
+            self._calls.move_to_end(call_id)
+            while len(self._calls) > self.settings.max_calls:
+                self._calls.popitem(last=False)
+
+    def _work(self, jobs: queue.Queue[_Job | None]) -> None:
+        while not self._stopping.is_set():
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                self._deliver(job)
+            except Exception:  # a worker must survive anything one event does
+                log.exception("relaying a %s event failed", job.event)
+
+    def _deliver(self, job: _Job) -> None:
+        attempt = 0
+        while True:
+            started = self._clock()
+            try:
+                status, _ = self._send(
+                    job.url, job.incoming.body, job.incoming.headers(), self.settings.timeout
+                )
+                if not 200 <= status < 300:
+                    raise UpstreamError(ERROR, f"HTTP status {status}")
+            except UpstreamError as error:
+                elapsed = self._clock() - started
+                if attempt >= self.settings.retries or self._stopping.is_set():
+                    self._count(job.event, error.outcome, elapsed)
+                    self._warn(job.event, error.outcome, job.url, str(error))
+                    return
+                self._count(job.event, RETRIED, elapsed)
+                if self._stopping.wait(self.settings.backoff * 2**attempt):
+                    self._count(job.event, error.outcome)
+                    return
+                attempt += 1
+                continue
+            self._count(job.event, OK, self._clock() - started)
+            return
+
+    def _count(self, event: str, outcome: str, seconds: float | None = None) -> None:
+        with self._lock:
+            self._stats.requests[(event, outcome)] += 1
+            if seconds is not None:
+                self._stats.observe(event, seconds)
+
+    def _warn(self, event: str, outcome: str, url: str, message: str) -> None:
+        # Once per kind at warning; the host only, since the URL may carry credentials.
+        kind = f"{event}/{outcome}"
+        with self._lock:
+            first = kind not in self._warned
+            self._warned.add(kind)
+        level = logging.WARNING if first else logging.DEBUG
+        host = urlsplit(url).hostname or "?"
+        log.log(level, "relaying %s to upstream %s failed (%s): %s", event, host, outcome, message)
+
+
+def _label(event: Answer | Hangup) -> str:
+    return ANSWER if isinstance(event, Answer) else HANGUP

@@ -1,0 +1,1 @@
+"""`sipgate-exporter simulate`: plan realistic sipgate.io traffic and send it to an exporter."""

@@ -1,0 +1,1 @@
+"""Keeping the state across restarts: the store interface, snapshots in SQLite and the journal."""
