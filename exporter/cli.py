@@ -13,18 +13,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from exporter import __version__
-from exporter.config.file import ConfigFileError, load_label_config
-from exporter.config.flags import Config, ConfigError, parse_config
+from exporter.config.file import load_label_config
+from exporter.config.flags import (
+    Config,
+    parse_config,
+)
 from exporter.config.reload import ConfigReloader
 from exporter.domain.events import Limits
 from exporter.domain.tracker import CallTracker
+from exporter.errors import ConfigError, ConfigFileError, StateError
 from exporter.gc_pause import settle_after_start
 from exporter.logs import setup_logging
 from exporter.metrics import create_registry, new_relay_stats, new_statistics
 from exporter.relay.relay import Relay, RelaySettings
 from exporter.simulate import command as simulate
 from exporter.storage.snapshots import Snapshotter, open_durable
-from exporter.storage.sqlite import StateError
 from exporter.web.app import create_app, create_metrics_app, log_call_ended
 from exporter.web.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.web.server import Server, ServerGroup, Sweeper, stop_on_signals

@@ -9,16 +9,13 @@ from typing import Any, Final, NoReturn
 import yaml
 
 from exporter.domain.labels import MAX_VALUE_LENGTH, OTHER, LabelConfig
+from exporter.errors import ConfigFileError
 
 _NUMBER: Final = re.compile(r"\d{3,20}")
 _LABEL_VALUE: Final = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_VALUE_LENGTH}}}")
 _TRUE: Final = ("true", "yes", "on")
 _FALSE: Final = ("false", "no", "off")
 _LIMITS: Final = {"lines": "max_lines", "teams": "max_teams", "users": "max_users"}
-
-
-class ConfigFileError(ValueError):
-    """The configuration file cannot be used; the message is one line with file and line."""
 
 
 def load_label_config(path: Path) -> LabelConfig:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from exporter import __version__
 from exporter.domain.events import DEFAULT_LIMITS
+from exporter.errors import ConfigError
 from exporter.web.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, read_public_key
 
 ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
@@ -28,10 +29,6 @@ _UNIT_BYTES: Final = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 PASSWORD_ENV: Final = ENV_PREFIX + "WEBHOOK_BASIC_AUTH_PASSWORD"
 DEFAULT_STATE_PATH: Final = "data/sipgate-exporter.db"
 STATE_SYNC_MODES: Final = ("normal", "full")
-
-
-class ConfigError(ValueError):
-    """A flag or environment value that cannot be used; the message is one line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,9 @@ from typing import Final
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.config.file import ConfigFileError, load_label_config
+from exporter.config.file import load_label_config
 from exporter.domain.tracker import CallTracker
+from exporter.errors import ConfigFileError
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,8 @@ from functools import lru_cache
 from typing import Final
 from urllib.parse import unquote
 
+from exporter.errors import InvalidEventError
+
 IN: Final = "in"
 OUT: Final = "out"
 DIRECTIONS: Final = (IN, OUT)
@@ -33,14 +35,6 @@ EVENT_NAMES: Final = (NEW_CALL, ANSWER, HANGUP, DTMF)
 
 FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded"
 TOO_MANY_FIELDS: Final = "too_many_fields"
-
-
-class InvalidEventError(ValueError):
-    """A request body that is not a sipgate.io event; `reason` is a short, bounded label."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from exporter.domain.events import (
     NewCall,
 )
 from exporter.domain.statistics import Histogram
+from exporter.errors import InvalidReplyError, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +57,6 @@ ON_DATA: Final = "onData"
 MAX_REPLY_BYTES: Final = 64 * 1024
 MAX_URL_CHARS: Final = 2048
 XML_DECLARATION: Final = '<?xml version="1.0" encoding="UTF-8"?>\n'
-
-
-class InvalidReplyError(ValueError):
-    """An upstream reply to newCall that sipgate must not see: not XML, or not a <Response>."""
-
-
-class UpstreamError(Exception):
-    """An upstream request that failed; `outcome` is ERROR or TIMEOUT."""
-
-    def __init__(self, outcome: str, message: str) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 @dataclass(frozen=True, slots=True)

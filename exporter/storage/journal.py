@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from exporter.errors import JournalError
+
 # crc32, seq, kind, at, body length; the checksum covers everything after it.
 _HEADER: Final = struct.Struct("<IQBdI")
 _CHECKED: Final = struct.Struct("<QBdI")
@@ -31,10 +33,6 @@ _SEQ: Final = struct.Struct("<Q")
 HEADER_SIZE: Final = _HEADER.size
 # Allocated ahead, then doubled: a journal between snapshots is a few MiB at most.
 FIRST_SIZE: Final = 1 << 20
-
-
-class JournalError(Exception):
-    """A journal file is damaged somewhere other than at its very end."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from exporter.domain.events import InvalidEventError, Limits, parse_event
+from exporter.domain.events import (
+    Limits,
+    parse_event,
+)
 from exporter.domain.tracker import CallTracker
+from exporter.errors import InvalidEventError
 from exporter.gc_pause import collector_paused
 from exporter.storage.sqlite import ERROR, EVENT, REJECTION, SWEEP, StateStore
 

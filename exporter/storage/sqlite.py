@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
-from exporter.storage.journal import JournalError, JournalFiles
+from exporter.errors import JournalError, StateError
+from exporter.storage.journal import JournalFiles
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,6 @@ CREATE TABLE IF NOT EXISTS snapshot (
     data BLOB NOT NULL
 );
 """
-
-
-class StateError(Exception):
-    """The state file cannot be used; the message says why and what to do."""
 
 
 @dataclass(frozen=True, slots=True)

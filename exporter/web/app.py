@@ -22,7 +22,6 @@ from exporter.domain.events import (
     Dtmf,
     Event,
     Hangup,
-    InvalidEventError,
     Limits,
     NewCall,
     UnknownEvent,
@@ -31,11 +30,11 @@ from exporter.domain.events import (
     parse_event,
 )
 from exporter.domain.tracker import CallTracker, EndedCall
+from exporter.errors import InvalidEventError, Rejected, StateError
 from exporter.logs import mask_number
 from exporter.metrics import INVALID_EVENT
 from exporter.relay.relay import Incoming, Relay
-from exporter.storage.sqlite import StateError
-from exporter.web.guard import Guard, Rejected
+from exporter.web.guard import Guard
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from exporter.errors import Rejected
+
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 
@@ -34,18 +36,6 @@ REASONS: Final = (SOURCE, TOO_LARGE, AUTH, SIGNATURE)
 _PADDING: Final = PKCS1v15()
 _HASH: Final = SHA256()
 _CHALLENGE: Final = (("WWW-Authenticate", f'Basic realm="{REALM}"'),)
-
-
-class Rejected(Exception):  # noqa: N818 -- a verdict, not a failure of the guard
-    """A refused request: HTTP `status`, bounded `reason` label, one-line message, headers."""
-
-    def __init__(
-        self, status: int, reason: str, message: str, headers: tuple[tuple[str, str], ...] = ()
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.headers = headers
 
 
 def load_public_key(pem: bytes) -> RSAPublicKey:

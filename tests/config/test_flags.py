@@ -7,13 +7,13 @@ import pytest
 from exporter.config.flags import (
     FLAGS,
     Config,
-    ConfigError,
     build_parser,
     parse_config,
     parse_duration,
     parse_listen_address,
     parse_public_url,
 )
+from exporter.errors import ConfigError
 
 
 def test_defaults() -> None:

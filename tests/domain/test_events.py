@@ -12,13 +12,13 @@ from exporter.domain.events import (
     Answer,
     Dtmf,
     Hangup,
-    InvalidEventError,
     NewCall,
     UnknownEvent,
     check_content_type,
     form_pairs,
     parse_event,
 )
+from exporter.errors import InvalidEventError
 
 NEW_CALL_BODY = (
     b"event=newCall&direction=in&from=492111234567&to=4915791234567&callId=123456"

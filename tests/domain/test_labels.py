@@ -10,10 +10,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.config.file import ConfigFileError, load_label_config
+from exporter.config.file import load_label_config
 from exporter.domain.events import Answer, Hangup, NewCall
 from exporter.domain.labels import LabelConfig, Labeler
 from exporter.domain.tracker import CallTracker
+from exporter.errors import ConfigFileError
 from exporter.metrics import create_registry, new_statistics
 from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE, FakeClock
 

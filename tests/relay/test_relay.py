@@ -15,16 +15,19 @@ import pytest
 from prometheus_client.samples import Sample
 
 from exporter.cli import build_relay, build_server
-from exporter.config.flags import Config, ConfigError, parse_config
+from exporter.config.flags import (
+    Config,
+    parse_config,
+)
 from exporter.domain.events import NewCall
 from exporter.domain.tracker import CallTracker
+from exporter.errors import ConfigError, InvalidReplyError
 from exporter.metrics import create_registry, new_relay_stats, new_statistics
 from exporter.relay.relay import (
     EVENTS,
     OUTCOMES,
     FollowUps,
     Incoming,
-    InvalidReplyError,
     Relay,
     RelaySettings,
     parse_reply,

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from exporter.storage.journal import FIRST_SIZE, HEADER_SIZE, JournalError, JournalFiles
-from exporter.storage.sqlite import StateError, StateStore
+from exporter.errors import JournalError, StateError
+from exporter.storage.journal import (
+    FIRST_SIZE,
+    HEADER_SIZE,
+    JournalFiles,
+)
+from exporter.storage.sqlite import StateStore
 from tests.programs import clean_env
 
 BODY = b"event=newCall&direction=in&callId=A&from=4921&to=4922"
@@ -111,7 +116,8 @@ def test_a_full_disk_refuses_events_instead_of_crashing(tmp_path: Path) -> None:
         f"""
         import os, resource, signal
         from pathlib import Path
-        from exporter.storage.sqlite import StateError, StateStore
+        from exporter.errors import StateError
+        from exporter.storage.sqlite import StateStore
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         store = StateStore(Path(os.environ["STATE"]))
         resource.setrlimit(resource.RLIMIT_FSIZE, ({FIRST_SIZE} + 4096,) * 2)

@@ -12,9 +12,15 @@ import pytest
 
 from exporter.domain.events import Answer, Dtmf, Hangup, NewCall
 from exporter.domain.tracker import CallTracker
+from exporter.errors import StateError
 from exporter.metrics import new_statistics
 from exporter.storage.snapshots import Snapshotter, open_durable, replay
-from exporter.storage.sqlite import EVENT, SWEEP, StateError, StateStore, move_aside
+from exporter.storage.sqlite import (
+    EVENT,
+    SWEEP,
+    StateStore,
+    move_aside,
+)
 from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE
 from tests.test_invariant import random_stream
 

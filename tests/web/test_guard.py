@@ -10,9 +10,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from exporter.errors import Rejected
 from exporter.web.guard import (
     Guard,
-    Rejected,
     basic_auth_token,
     client_address,
     load_public_key,
