@@ -15,7 +15,8 @@ from exporter.config.flags import Config
 from exporter.domain.events import NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
-from exporter.storage.sqlite import StateStore
+from exporter.storage.sqlite import SqliteStore
+from exporter.storage.store import EVENT, Entry
 
 # The exporter's own defaults, so that the bench measures what users run.
 DEFAULTS: Final = Config()
@@ -40,16 +41,15 @@ def build_state(path: Path, open_calls: int, journal: int) -> None:
     snapshots; a restart loads the snapshot and replays all of it.
     """
     tracker = CallTracker(new_statistics(), DEFAULTS.forward_grace, DEFAULTS.expire_after)
-    store = StateStore(path)
+    store = SqliteStore(path)
     try:
         now = time.time()
         for number in range(open_calls):
             tracker.handle(NewCall(f"open-{number}", "in", users=("Alice",)), now)
-        state, position = tracker.export_state()
-        store.save_snapshot(state, position)
+        store.snapshot(tracker.export_state)
         events = [event for lane in plan_connections(journal, 1) for event in lane][:journal]
         for event in events:
-            store.record_event(now, event.body)
+            store.record(Entry(EVENT, now, event.body), lambda: None)
     finally:
         store.close()
 

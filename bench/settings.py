@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.storage.snapshots import MAX_JOURNAL
+from exporter.storage.sqlite import MAX_JOURNAL
 
 
 @dataclass(frozen=True, slots=True)

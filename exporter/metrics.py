@@ -1,4 +1,4 @@
-"""Every metric name, help text, label and bucket, turned from domain state at scrape time."""
+"""Every metric name, help text, label and bucket, made from the exporter's state at scrape time."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
+from exporter.config.reload import ConfigReloader
+from exporter.domain.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES
 from exporter.domain.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES, TOO_MANY_FIELDS
 from exporter.domain.labels import LABELS, OTHER
 from exporter.domain.statistics import Histogram, Statistics
-from exporter.domain.tracker import ANSWERERS, EXPIRED, OUTCOMES, STATES, CallTracker, LabelValues
+from exporter.domain.tracker import CallTracker
 from exporter.relay.relay import EVENTS as RELAY_EVENTS
 from exporter.relay.relay import OUTCOMES as RELAY_OUTCOMES
 from exporter.relay.relay import Relay, RelayStats
 from exporter.web.guard import REASONS as GUARD_REASONS
+from exporter.web.requests import INVALID, WebhookRequests
 
 # Waits range from an instant pickup to minutes in a queue.
 WAIT_BUCKETS: Final = (
@@ -69,8 +72,7 @@ REQUEST_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 RELAY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
 
 UNKNOWN_EVENT: Final = "unknown"
-INVALID_EVENT: Final = "invalid"
-REQUEST_EVENTS: Final = (*EVENT_NAMES, UNKNOWN_EVENT, INVALID_EVENT)
+INVALID_EVENT: Final = INVALID
 CAUSES: Final = (*KNOWN_CAUSES, "other")
 REJECT_REASONS: Final = (
     *GUARD_REASONS,
@@ -83,22 +85,74 @@ REJECT_REASONS: Final = (
 # Every status a refused webhook request can get: bad body, auth, signature or source, size.
 REJECT_CODES: Final = ("400", "401", "403", "413")
 WAIT_OUTCOMES: Final = tuple(outcome for outcome in OUTCOMES if outcome != EXPIRED)
+EXPECTED_REQUESTS: Final = (
+    *((event, "200") for event in (*EVENT_NAMES, UNKNOWN_EVENT)),
+    *((INVALID_EVENT, code) for code in REJECT_CODES),
+)
+
+# Answered calls, their talk time and outgoing calls, by team and by user: metric name,
+# help text and the Statistics attribute that holds the counts.
+_BREAKDOWNS: Final = {
+    "team": (
+        (
+            "sipgate_team_calls_answered_total",
+            "Incoming calls answered, by the team of the first person who answered.",
+            "team_answered",
+        ),
+        (
+            "sipgate_team_talk_seconds_total",
+            "Talk time of those calls, first answer to last hangup.",
+            "team_talk",
+        ),
+        (
+            "sipgate_team_outgoing_calls_total",
+            "Outgoing calls started, by the calling user's team.",
+            "team_outgoing",
+        ),
+    ),
+    "user": (
+        (
+            "sipgate_user_calls_answered_total",
+            "Incoming calls answered, by the first person who answered.",
+            "user_answered",
+        ),
+        (
+            "sipgate_user_talk_seconds_total",
+            "Talk time of those calls, first answer to last hangup.",
+            "user_talk",
+        ),
+        (
+            "sipgate_user_outgoing_calls_total",
+            "Outgoing calls started, by the calling user.",
+            "user_outgoing",
+        ),
+    ),
+}
 
 
 def new_statistics() -> Statistics:
-    """Empty statistics with this module's buckets."""
-    return Statistics(WAIT_BUCKETS, DURATION_BUCKETS, REQUEST_BUCKETS)
+    """Empty call statistics with this module's buckets."""
+    return Statistics(WAIT_BUCKETS, DURATION_BUCKETS)
 
 
-class StatisticsCollector(Collector):
-    """Expose a CallTracker's statistics; every known label combination exists from the start."""
+def new_requests() -> WebhookRequests:
+    """Empty webhook request counts with this module's buckets."""
+    return WebhookRequests(REQUEST_BUCKETS)
+
+
+def new_relay_stats() -> RelayStats:
+    """Empty relay statistics with this module's buckets."""
+    return RelayStats(RELAY_BUCKETS)
+
+
+class CallsCollector(Collector):
+    """A tracker's call statistics; every known label combination exists from the start."""
 
     def __init__(self, tracker: CallTracker) -> None:
         self._tracker = tracker
 
     def collect(self) -> Iterator[Metric]:
-        stats, active = self._tracker.snapshot()
-        values = self._tracker.label_values()
+        stats, active, values = self._tracker.read()
         lines = (*values.lines, OTHER)
         yield _counter(
             "sipgate_calls_total",
@@ -112,12 +166,12 @@ class StatisticsCollector(Collector):
             ["direction", "outcome", "line"],
             _keyed(stats.calls_ended, product(DIRECTIONS, OUTCOMES, lines)),
         )
-        gauge = GaugeMetricFamily(
-            "sipgate_calls_active", "Calls in progress now.", labels=["direction", "state", "line"]
+        yield _gauge(
+            "sipgate_calls_active",
+            "Calls in progress now.",
+            ["direction", "state", "line"],
+            _keyed(active, product(DIRECTIONS, STATES, lines)),
         )
-        for key, value in _keyed(active, product(DIRECTIONS, STATES, lines)):
-            gauge.add_metric(key, value)
-        yield gauge
         yield _histogram(
             "sipgate_call_wait_seconds",
             "Seconds from the first ring to the first answer, or to the last hangup if nobody "
@@ -135,7 +189,18 @@ class StatisticsCollector(Collector):
             product(DIRECTIONS, ANSWERERS, lines),
             stats.duration_buckets,
         )
-        yield from _breakdowns(stats, values)
+        yield from _breakdowns(stats, "team", (*values.teams, OTHER))
+        if values.per_user:
+            yield from _breakdowns(stats, "user", values.users)
+        yield _counter(
+            "sipgate_label_values_overflow_total",
+            "Times a line, team or user past its configured cap was counted as 'other'.",
+            ["label"],
+            _keyed(stats.overflow, [(label,) for label in LABELS]),
+        )
+        yield from self._events(stats)
+
+    def _events(self, stats: Statistics) -> Iterator[Metric]:
         yield _counter(
             "sipgate_hangups_total",
             "Hangup events of call legs, by cause.",
@@ -144,26 +209,6 @@ class StatisticsCollector(Collector):
         )
         yield _counter(
             "sipgate_dtmf_events_total", "DTMF events received.", [], [((), stats.dtmf_events)]
-        )
-        yield _counter(
-            "sipgate_webhook_requests_total",
-            "Webhook requests, by event and HTTP status code.",
-            ["event", "code"],
-            _keyed(stats.requests, _expected_request_keys()),
-        )
-        yield _counter(
-            "sipgate_webhook_rejected_requests_total",
-            "Webhook requests refused, by reason.",
-            ["reason"],
-            _keyed(stats.rejected, [(reason,) for reason in REJECT_REASONS]),
-        )
-        yield _histogram(
-            "sipgate_webhook_request_duration_seconds",
-            "Seconds taken to answer a webhook.",
-            [],
-            {(): stats.request_duration},
-            [()],
-            stats.request_buckets,
         )
         yield GaugeMetricFamily(
             "sipgate_webhook_last_received_timestamp_seconds",
@@ -182,20 +227,46 @@ class StatisticsCollector(Collector):
             [],
             [((), stats.evicted)],
         )
-        info = GaugeMetricFamily(
-            "sipgate_exporter_build_info", "Build information; always 1.", labels=["version"]
+        yield _gauge(
+            "sipgate_exporter_build_info",
+            "Build information; always 1.",
+            ["version"],
+            [((__version__,), 1)],
         )
-        info.add_metric([__version__], 1)
-        yield info
 
 
-def new_relay_stats() -> RelayStats:
-    """Empty relay statistics with this module's buckets."""
-    return RelayStats(RELAY_BUCKETS)
+class RequestsCollector(Collector):
+    """Webhook requests by event and status, refusals by reason, and request durations."""
+
+    def __init__(self, requests: WebhookRequests) -> None:
+        self._requests = requests
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._requests.read()
+        yield _counter(
+            "sipgate_webhook_requests_total",
+            "Webhook requests, by event and HTTP status code.",
+            ["event", "code"],
+            _keyed(stats.requests, EXPECTED_REQUESTS),
+        )
+        yield _counter(
+            "sipgate_webhook_rejected_requests_total",
+            "Webhook requests refused, by reason.",
+            ["reason"],
+            _keyed(stats.rejected, [(reason,) for reason in REJECT_REASONS]),
+        )
+        yield _histogram(
+            "sipgate_webhook_request_duration_seconds",
+            "Seconds taken to answer a webhook.",
+            [],
+            {(): stats.duration},
+            [()],
+            stats.duration.bounds,
+        )
 
 
 class RelayCollector(Collector):
-    """Expose a Relay's counters; every event and outcome exists from the start."""
+    """A relay's counters; every event and outcome exists from the start."""
 
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
@@ -219,70 +290,58 @@ class RelayCollector(Collector):
         )
 
 
-def _breakdowns(stats: Statistics, values: LabelValues) -> Iterator[Metric]:
-    teams = [(team,) for team in (*values.teams, OTHER)]
-    yield _counter(
-        "sipgate_team_calls_answered_total",
-        "Incoming calls answered, by the team of the first person who answered.",
-        ["team"],
-        _keyed(stats.team_answered, teams),
-    )
-    yield _counter(
-        "sipgate_team_talk_seconds_total",
-        "Talk time of those calls, first answer to last hangup.",
-        ["team"],
-        _keyed(stats.team_talk, teams),
-    )
-    yield _counter(
-        "sipgate_team_outgoing_calls_total",
-        "Outgoing calls started, by the calling user's team.",
-        ["team"],
-        _keyed(stats.team_outgoing, teams),
-    )
-    if values.per_user:
-        users = [(user,) for user in values.users]
+class ReloadCollector(Collector):
+    """How reloading the configuration file went."""
+
+    def __init__(self, reloader: ConfigReloader) -> None:
+        self._reloader = reloader
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._reloader.status()
         yield _counter(
-            "sipgate_user_calls_answered_total",
-            "Incoming calls answered, by the first person who answered.",
-            ["user"],
-            _keyed(stats.user_answered, users),
+            "sipgate_config_reloads_total",
+            "Configuration reloads, by outcome.",
+            ["outcome"],
+            [((outcome,), count) for outcome, count in status.outcomes.items()],
         )
-        yield _counter(
-            "sipgate_user_talk_seconds_total",
-            "Talk time of those calls, first answer to last hangup.",
-            ["user"],
-            _keyed(stats.user_talk, users),
+        yield GaugeMetricFamily(
+            "sipgate_config_last_reload_successful",
+            "Whether the last configuration reload worked (1) or failed (0).",
+            value=1 if status.last_successful else 0,
         )
-        yield _counter(
-            "sipgate_user_outgoing_calls_total",
-            "Outgoing calls started, by the calling user.",
-            ["user"],
-            _keyed(stats.user_outgoing, users),
+        yield GaugeMetricFamily(
+            "sipgate_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+            value=status.last_success_time,
         )
-    yield _counter(
-        "sipgate_label_values_overflow_total",
-        "Times a line, team or user past its configured cap was counted as 'other'.",
-        ["label"],
-        _keyed(stats.overflow, [(label,) for label in LABELS]),
-    )
 
 
 def create_registry(
-    tracker: CallTracker, process_metrics: bool = True, relay: Relay | None = None
+    tracker: CallTracker,
+    requests: WebhookRequests,
+    *,
+    relay: Relay | None = None,
+    reloader: ConfigReloader | None = None,
+    process_metrics: bool = True,
 ) -> CollectorRegistry:
-    """A registry with the exporter's metrics, the relay's if any, and the process metrics."""
+    """A registry with the exporter's metrics, the relay's and reloads' if any, and the
+    process metrics."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(StatisticsCollector(tracker))
+    registry.register(CallsCollector(tracker))
+    registry.register(RequestsCollector(requests))
     if relay is not None:
         registry.register(RelayCollector(relay))
+    if reloader is not None:
+        registry.register(ReloadCollector(reloader))
     if process_metrics:
         ProcessCollector(registry=registry)
     return registry
 
 
-def _expected_request_keys() -> list[tuple[str, str]]:
-    valid = [(event, "200") for event in (*EVENT_NAMES, UNKNOWN_EVENT)]
-    return valid + [(INVALID_EVENT, code) for code in REJECT_CODES]
+def _breakdowns(stats: Statistics, label: str, values: Iterable[str]) -> Iterator[Metric]:
+    expected = [(value,) for value in values]
+    for name, documentation, attribute in _BREAKDOWNS[label]:
+        yield _counter(name, documentation, [label], _keyed(getattr(stats, attribute), expected))
 
 
 def _keyed(
@@ -305,6 +364,15 @@ def _counter(
     return family
 
 
+def _gauge(
+    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], float]]
+) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, documentation, labels=labels)
+    for key, value in rows:
+        family.add_metric(list(key), value)
+    return family
+
+
 def _histogram(
     name: str,
     documentation: str,
@@ -314,8 +382,7 @@ def _histogram(
     bounds: tuple[float, ...],
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=labels)
-    keys = sorted({*expected, *histograms})
-    for key in keys:
+    for key in sorted({*expected, *histograms}):
         histogram = histograms.get(key) or Histogram(bounds)
         buckets = [(_le(bound), count) for bound, count in histogram.cumulative()]
         family.add_metric(list(key), buckets, histogram.total)

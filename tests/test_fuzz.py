@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
@@ -16,8 +17,6 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from exporter.domain.tracker import CallTracker
-from exporter.metrics import create_registry, new_statistics
-from exporter.web.app import create_app
 from exporter.web.server import Server
 from tests.http_helpers import (
     CAUSES,
@@ -27,6 +26,7 @@ from tests.http_helpers import (
     registry_samples,
     total,
 )
+from tests.in_process import InProcess, build
 
 NOW: Final = 1_800_000_000.0
 CALL_IDS: Final = ("A", "B", "C")
@@ -168,15 +168,21 @@ def requests_counted(registry: CollectorRegistry) -> float:
 
 @dataclass
 class Stack:
-    """A tracker with its registry."""
+    """An exporter's parts: the tracker behind the app, and its registry."""
 
-    tracker: CallTracker
-    registry: CollectorRegistry
+    parts: InProcess
+
+    @property
+    def tracker(self) -> CallTracker:
+        return self.parts.tracker
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.parts.registry
 
     @classmethod
-    def new(cls) -> Stack:
-        tracker = CallTracker(new_statistics(), forward_grace=10.0, expire_after=3600.0)
-        return cls(tracker, create_registry(tracker, process_metrics=False))
+    def new(cls, clock: Callable[[], float] = lambda: NOW) -> Stack:
+        return cls(build(clock=clock))
 
     def check(self, counted_before: float) -> None:
         """Invariant, and the request just made counted exactly once."""
@@ -192,7 +198,7 @@ class Stack:
 @given(st.lists(requests, min_size=1, max_size=8))
 def test_webhook_in_process_never_fails_and_keeps_the_invariant(batch: list[Request]) -> None:
     stack = Stack.new()
-    app = webtest.TestApp(create_app(stack.tracker, stack.registry, clock=lambda: NOW))
+    app = webtest.TestApp(stack.parts.app)
     for request in batch:
         counted = requests_counted(stack.registry)
         test_request = webtest.TestRequest.blank("/webhook", method="POST")
@@ -222,8 +228,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[Live]:
-    stack = Stack.new()
-    server = Server(create_app(stack.tracker, stack.registry), "127.0.0.1", 0, threads=2)
+    stack = Stack.new(clock=time.time)
+    server = Server(stack.parts.app, "127.0.0.1", 0, threads=2)
     thread = threading.Thread(target=server.run, name="fuzz-server")
     thread.start()
     try:

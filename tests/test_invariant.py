@@ -44,7 +44,7 @@ steps = st.lists(st.one_of(events, pauses), min_size=1, max_size=300)
 
 
 def check_invariant(tracker: CallTracker) -> None:
-    stats, active = tracker.snapshot()
+    stats, active, _ = tracker.read()
     for direction in DIRECTIONS:
         started = _total(stats.calls_started, direction)
         ended = _total(stats.calls_ended, direction)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -51,12 +52,7 @@ class _Reader:
             elif key == "per_user":
                 values.update(self._per_user(node))
             elif key == "limits":
-                for name, limit in self._mapping(node, key):
-                    if name not in _LIMITS:
-                        self._fail(
-                            limit, f"limits.{name}", f"unknown key; use {', '.join(_LIMITS)}"
-                        )
-                    values[_LIMITS[name]] = self._count(limit, f"limits.{name}")
+                values.update(self._limits(node))
             else:
                 self._fail(node, key, "unknown key; use lines, teams, per_user, limits")
         config = LabelConfig(**values)
@@ -65,7 +61,9 @@ class _Reader:
             self._fail(root, "per_user.users", f"{len(users)} users, more than limits.users")
         return config
 
-    def _names(self, node: yaml.Node, where: str, check_key: Any) -> dict[str, str]:
+    def _names(
+        self, node: yaml.Node, where: str, check_key: Callable[[yaml.Node, str, str], None]
+    ) -> dict[str, str]:
         names = {}
         for key, value in self._mapping(node, where):
             check_key(value, f"{where}.{key}", key)
@@ -86,6 +84,14 @@ class _Reader:
             else:
                 self._fail(value, where, "unknown key; use enabled, users")
         return values
+
+    def _limits(self, node: yaml.Node) -> dict[str, int]:
+        limits = {}
+        for name, value in self._mapping(node, "limits"):
+            if name not in _LIMITS:
+                self._fail(value, f"limits.{name}", f"unknown key; use {', '.join(_LIMITS)}")
+            limits[_LIMITS[name]] = self._count(value, f"limits.{name}")
+        return limits
 
     def _mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):

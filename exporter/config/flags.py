@@ -4,27 +4,61 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn
-from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from exporter import __version__
+from exporter.config.values import (
+    one_of,
+    parse_bool,
+    parse_duration,
+    parse_listen_address,
+    parse_optional_path,
+    parse_positive_int,
+    parse_public_url,
+    parse_relay_timeout,
+    parse_retries,
+    parse_size,
+    parse_timeout,
+    parse_upstream_url,
+    parse_user_name,
+    read_secret,
+)
 from exporter.domain.events import DEFAULT_LIMITS
 from exporter.errors import ConfigError
+from exporter.simulate import command as simulate
 from exporter.web.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, read_public_key
+
+# The parse_* names below live in exporter.config.values; others still import them from here.
+__all__ = [
+    "DEFAULT_STATE_PATH",
+    "ENV_PREFIX",
+    "FLAGS",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "PASSWORD_ENV",
+    "STATE_SYNC_MODES",
+    "Config",
+    "build_parser",
+    "parse_bool",
+    "parse_command",
+    "parse_config",
+    "parse_duration",
+    "parse_listen_address",
+    "parse_public_url",
+    "parse_size",
+    "parse_upstream_url",
+]
 
 ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
 LOG_LEVELS: Final = ("debug", "info", "warn", "error")
 LOG_FORMATS: Final = ("text", "json")
 
-_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_SIZE: Final = re.compile(r"(\d+)(B|KiB|MiB)?")
-_UNIT_BYTES: Final = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 # Environment only: a flag value would show in `ps`.
 PASSWORD_ENV: Final = ENV_PREFIX + "WEBHOOK_BASIC_AUTH_PASSWORD"
 DEFAULT_STATE_PATH: Final = "data/sipgate-exporter.db"
@@ -69,122 +103,6 @@ class Config:
     relay_retries: int = 3
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus-style duration such as `500ms`, `10s`, `5m`, `1h30m`."""
-    position = 0
-    seconds = 0.0
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
-            break
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not text or position != len(text):
-        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 4h, 1h30m)")
-    return seconds
-
-
-def parse_listen_address(text: str) -> tuple[str, int]:
-    """(host, port) of `host:port`, `:port` or `[v6]:port`; an empty host means all IPv4."""
-    host, separator, port_text = text.rpartition(":")
-    if not separator or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid listen address {text!r} (use e.g. :9850 or 127.0.0.1:9850)")
-    host = host.removeprefix("[").removesuffix("]")
-    return host or "0.0.0.0", int(port_text)
-
-
-def parse_public_url(text: str) -> str:
-    """The absolute webhook URL sipgate should call; a bare origin gets `/webhook`."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"invalid public URL {text!r} (use e.g. https://stats.example.com/webhook)"
-        )
-    path = parts.path if parts.path not in ("", "/") else "/webhook"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
-def parse_bool(text: str) -> bool:
-    """`true` or `false` (also 1/0, yes/no), in any case."""
-    lowered = text.strip().lower()
-    if lowered not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"invalid value {text!r} (use true or false)")
-    return lowered in ("true", "1", "yes")
-
-
-def parse_size(text: str) -> int:
-    """Bytes in `16384`, `16KiB` or `1MiB`."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None or int(match.group(1)) < 1:
-        raise ValueError(f"invalid size {text!r} (use e.g. 16384, 16KiB or 1MiB)")
-    return int(match.group(1)) * _UNIT_BYTES[match.group(2)]
-
-
-def _timeout(text: str) -> float:
-    seconds = parse_duration(text)
-    if seconds < 1:
-        raise ValueError(f"invalid timeout {text!r} (use at least 1s)")
-    return seconds
-
-
-def _user_name(text: str) -> str:
-    if ":" in text:
-        raise ValueError("a basic auth user name cannot contain ':'")
-    return text
-
-
-def _read_secret(path: str) -> str:
-    # The message names the file, never what is in it.
-    try:
-        with open(path, encoding="utf-8") as file:
-            secret = file.read(4096).rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise ValueError(f"cannot read password file {path!r}: {reason or error}") from None
-    if not secret:
-        raise ValueError(f"password file {path!r} is empty")
-    return secret
-
-
-def _optional_path(text: str) -> Path | None:
-    return Path(text) if text else None
-
-
-def parse_upstream_url(text: str) -> str:
-    """An absolute http(s) URL of the application that relay mode passes events on to."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("invalid upstream URL (use e.g. https://crm.example.com/sipgate)")
-    return text
-
-
-def _relay_timeout(text: str) -> float:
-    seconds = parse_duration(text)
-    if not 0 < seconds <= 10:
-        raise ValueError(f"invalid timeout {text!r} (use more than 0 and at most 10s)")
-    return seconds
-
-
-def _retries(text: str) -> int:
-    if not text.isdigit() or int(text) > 10:
-        raise ValueError(f"invalid number {text!r} (use a whole number from 0 to 10)")
-    return int(text)
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"invalid number {text!r} (use a whole number of at least 1)")
-    return int(text)
-
-
-def _choice(choices: Sequence[str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise ValueError(f"invalid value {text!r} (choose from {', '.join(choices)})")
-        return text
-
-    return parse
-
-
 @dataclass(frozen=True, slots=True)
 class _Flag:
     name: str
@@ -217,11 +135,13 @@ FLAGS: Final = (
         "the main address then has no /metrics",
         shown_default="none, /metrics on the main address",
     ),
-    _Flag("web.threads", "threads", _positive_int, "4", "worker threads answering HTTP requests"),
+    _Flag(
+        "web.threads", "threads", parse_positive_int, "4", "worker threads answering HTTP requests"
+    ),
     _Flag(
         "web.read-timeout",
         "read_timeout",
-        _timeout,
+        parse_timeout,
         "10s",
         "close a connection that sent nothing for this long, idle or in the middle of a request",
     ),
@@ -261,7 +181,7 @@ FLAGS: Final = (
     _Flag(
         "webhook.basic-auth-user",
         "basic_auth_user",
-        _user_name,
+        parse_user_name,
         "",
         "require HTTP basic auth with this user name on the webhook, 401 otherwise",
         shown_default="none",
@@ -269,7 +189,7 @@ FLAGS: Final = (
     _Flag(
         "webhook.basic-auth-password-file",
         "basic_auth_password",
-        _read_secret,
+        read_secret,
         "",
         f"file holding the basic auth password; or set {PASSWORD_ENV}",
         shown_default="none",
@@ -293,14 +213,14 @@ FLAGS: Final = (
     _Flag(
         "webhook.max-fields",
         "max_fields",
-        _positive_int,
+        parse_positive_int,
         str(DEFAULT_LIMITS.max_fields),
         "most form fields in a webhook body, 400 otherwise",
     ),
     _Flag(
         "webhook.max-users",
         "max_users",
-        _positive_int,
+        parse_positive_int,
         str(DEFAULT_LIMITS.max_users),
         "most user[] values in a newCall, 400 otherwise",
     ),
@@ -321,21 +241,21 @@ FLAGS: Final = (
     _Flag(
         "log.level",
         "log_level",
-        _choice(LOG_LEVELS),
+        one_of(LOG_LEVELS),
         "info",
         "least severe log level to print: " + ", ".join(LOG_LEVELS),
     ),
     _Flag(
         "log.format",
         "log_format",
-        _choice(LOG_FORMATS),
+        one_of(LOG_FORMATS),
         "text",
         "log line format: " + ", ".join(LOG_FORMATS),
     ),
     _Flag(
         "calls.max-open",
         "max_open_calls",
-        _positive_int,
+        parse_positive_int,
         "100000",
         "most calls kept in progress; past it the oldest call ends as 'expired' and "
         "sipgate_calls_evicted_total counts it",
@@ -343,7 +263,7 @@ FLAGS: Final = (
     _Flag(
         "config.file",
         "config_file",
-        _optional_path,
+        parse_optional_path,
         "",
         "YAML file naming lines, teams and per-user statistics; reloaded on SIGHUP",
         shown_default="none",
@@ -365,7 +285,7 @@ FLAGS: Final = (
     _Flag(
         "state.path",
         "state_path",
-        _optional_path,
+        parse_optional_path,
         DEFAULT_STATE_PATH,
         "SQLite file that keeps statistics and calls in progress across restarts; "
         "empty turns persistence off",
@@ -373,14 +293,14 @@ FLAGS: Final = (
     _Flag(
         "state.snapshot-interval",
         "snapshot_interval",
-        _timeout,
+        parse_timeout,
         "30s",
         "how often the whole state is written, replacing the journal of events before it",
     ),
     _Flag(
         "state.sync",
         "state_sync",
-        _choice(STATE_SYNC_MODES),
+        one_of(STATE_SYNC_MODES),
         "normal",
         "normal: every acknowledged event survives a crash of the exporter; "
         "full: also a crash of the machine, at the cost of a disk flush per event",
@@ -420,7 +340,7 @@ FLAGS: Final = (
     _Flag(
         "relay.timeout",
         "relay_timeout",
-        _relay_timeout,
+        parse_relay_timeout,
         "2s",
         "deadline for one request to the upstream; past it sipgate gets the exporter's own "
         "reply to newCall or dtmf",
@@ -428,7 +348,7 @@ FLAGS: Final = (
     _Flag(
         "relay.retries",
         "relay_retries",
-        _retries,
+        parse_retries,
         "3",
         "how often a failed answer or hangup is tried again in the background",
     ),
@@ -440,12 +360,29 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it reports unknown flags itself, with its own usage."""
+
+    # argparse hands a subcommand's unknown flags to the main parser, whose message would
+    # name no subcommand and show no usage; `simulate` has always answered them itself.
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
     """The argument parser, with each flag's default and environment variable in its help."""
     parser = _Parser(
         prog=prog,
         description="Prometheus exporter for sipgate.io call statistics. Point sipgate.io's "
         "webhook URLs at /webhook and let Prometheus scrape /metrics.",
+        # argparse matches abbreviations against a subcommand's flags too, so that
+        # `simulate --calls` would be ambiguous with --calls.forward-grace.
+        allow_abbrev=False,
     )
     for flag in FLAGS:
         shown = flag.shown_default or (repr(flag.default) if flag.default == "" else flag.default)
@@ -461,12 +398,37 @@ def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
             **boolean,
         )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        title="commands",
+        description=f"without one, the exporter serves; `{prog} COMMAND --help` shows its flags",
+        dest="command",
+        parser_class=_CommandParser,
+    )
+    simulate.add_parser(commands)
     return parser
+
+
+def parse_command(argv: Sequence[str], environ: Mapping[str, str]) -> Config | Callable[[], int]:
+    """The Config to serve with, or the subcommand argv names, ready to run; raise ConfigError."""
+    namespace = build_parser().parse_args(list(argv))
+    if namespace.command is None:
+        return _config_from(namespace, environ)
+    given = [f"--{flag.name}" for flag in FLAGS if getattr(namespace, flag.field) is not None]
+    if given:
+        raise ConfigError(f"{given[0]} does not apply to {namespace.command}")
+    run: Callable[[argparse.Namespace], int] = namespace.run
+    return partial(run, namespace)
 
 
 def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     """Build the Config from flags, then environment, then defaults; raise ConfigError."""
-    namespace = build_parser().parse_args(list(argv))
+    command = parse_command(argv, environ)
+    if not isinstance(command, Config):
+        raise ConfigError("expected the exporter's flags, not a subcommand")
+    return command
+
+
+def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     values: dict[str, Any] = {}
     for flag in FLAGS:
         given = getattr(namespace, flag.field)

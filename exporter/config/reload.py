@@ -6,28 +6,37 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
 from exporter.config.file import load_label_config
-from exporter.domain.tracker import CallTracker
+from exporter.domain.labels import LabelConfig
 from exporter.errors import ConfigFileError
 
 log = logging.getLogger(__name__)
 
-OUTCOMES: Final = ("success", "failure")
+SUCCESS: Final = "success"
+FAILURE: Final = "failure"
+OUTCOMES: Final = (SUCCESS, FAILURE)
 
 
-class ConfigReloader(Collector):
-    """Applies the file to the tracker; a bad file keeps the configuration in force."""
+@dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    """How reloading went so far."""
 
-    def __init__(self, path: Path, tracker: CallTracker) -> None:
+    outcomes: dict[str, int]
+    last_successful: bool
+    last_success_time: float
+
+
+class ConfigReloader:
+    """Applies the file through `apply`; a bad file keeps the configuration in force."""
+
+    def __init__(self, path: Path, apply: Callable[[LabelConfig], None]) -> None:
         self.path = path
-        self._tracker = tracker
+        self._apply = apply
         self._lock = threading.Lock()
         self._outcomes: Counter[str] = Counter()
         self._last_successful = True
@@ -37,7 +46,7 @@ class ConfigReloader(Collector):
 
     def load(self) -> None:
         """Apply the file at start; raise ConfigFileError if it is bad."""
-        self._tracker.configure_labels(load_label_config(self.path))
+        self._apply(load_label_config(self.path))
         self._last_success_time = time.time()
 
     def reload(self) -> tuple[bool, str]:
@@ -47,12 +56,12 @@ class ConfigReloader(Collector):
             try:
                 config = load_label_config(self.path)
             except ConfigFileError as error:
-                self._outcomes["failure"] += 1
+                self._outcomes[FAILURE] += 1
                 self._last_successful = False
                 log.error("configuration reload failed, keeping the previous one: %s", error)
                 return False, str(error)
-            self._tracker.configure_labels(config)
-            self._outcomes["success"] += 1
+            self._apply(config)
+            self._outcomes[SUCCESS] += 1
             self._last_successful = True
             self._last_success_time = time.time()
             log.info(
@@ -68,23 +77,8 @@ class ConfigReloader(Collector):
         if self.requested:
             self.reload()
 
-    def collect(self) -> Iterator[Metric]:
+    def status(self) -> ReloadStatus:
+        """A consistent copy of the reload outcomes."""
         with self._lock:
             outcomes = {outcome: self._outcomes[outcome] for outcome in OUTCOMES}
-            successful, success_time = self._last_successful, self._last_success_time
-        reloads = CounterMetricFamily(
-            "sipgate_config_reloads_total", "Configuration reloads, by outcome.", labels=["outcome"]
-        )
-        for outcome, count in outcomes.items():
-            reloads.add_metric([outcome], count)
-        yield reloads
-        yield GaugeMetricFamily(
-            "sipgate_config_last_reload_successful",
-            "Whether the last configuration reload worked (1) or failed (0).",
-            value=1 if successful else 0,
-        )
-        yield GaugeMetricFamily(
-            "sipgate_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load.",
-            value=success_time,
-        )
+            return ReloadStatus(outcomes, self._last_successful, self._last_success_time)

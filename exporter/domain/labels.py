@@ -27,6 +27,16 @@ class LabelConfig:
     max_users: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class LabelValues:
+    """The line, team and user label values in use, to expose at 0 before they are counted."""
+
+    lines: tuple[str, ...]
+    teams: tuple[str, ...]
+    users: tuple[str, ...]
+    per_user: bool
+
+
 def _first_distinct(values: list[str], limit: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))[:limit]
 
@@ -47,6 +57,10 @@ class Labeler:
     def users(self) -> tuple[str, ...]:
         """User label values in use, allow-listed or seen so far."""
         return tuple(self._users)
+
+    def values(self) -> LabelValues:
+        """The label values in use now."""
+        return LabelValues(self.lines, self.teams, self.users, self.config.per_user)
 
     def line(self, number: str | None) -> str:
         """The line of a sipgate number."""

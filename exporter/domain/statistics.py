@@ -52,9 +52,7 @@ _COUNTERS: Final = {
     "calls_started": 2,
     "calls_ended": 3,
     "hangups": 2,
-    "requests": 2,
     "unmatched": 0,
-    "rejected": 0,
     "overflow": 0,
     "team_answered": 0,
     "team_outgoing": 0,
@@ -72,7 +70,6 @@ class Statistics:
 
     wait_buckets: tuple[float, ...]
     duration_buckets: tuple[float, ...]
-    request_buckets: tuple[float, ...]
     calls_started: Counter[tuple[str, str]] = field(default_factory=Counter)
     calls_ended: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     wait: dict[tuple[str, str, str], Histogram] = field(default_factory=dict)
@@ -80,9 +77,6 @@ class Statistics:
     hangups: Counter[tuple[str, str]] = field(default_factory=Counter)
     dtmf_events: int = 0
     unmatched: Counter[str] = field(default_factory=Counter)
-    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
-    rejected: Counter[str] = field(default_factory=Counter)
-    request_duration: Histogram = field(init=False)
     last_received: float = 0.0
     evicted: int = 0
     overflow: Counter[str] = field(default_factory=Counter)
@@ -92,9 +86,6 @@ class Statistics:
     user_answered: Counter[str] = field(default_factory=Counter)
     user_talk: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     user_outgoing: Counter[str] = field(default_factory=Counter)
-
-    def __post_init__(self) -> None:
-        self.request_duration = Histogram(self.request_buckets)
 
     def observe_wait(self, key: tuple[str, str, str], seconds: float) -> None:
         """Record how long a call (direction, outcome, line) waited."""
@@ -144,8 +135,6 @@ class Statistics:
         self.dtmf_events = data["dtmf_events"]
         self.last_received = data["last_received"]
         self.evicted = data["evicted"]
-        # Request durations are the process's own, like its CPU time: they start at zero.
-        self.request_duration = Histogram(self.request_buckets)
         wait_bounds, duration_bounds = (tuple(bounds) for bounds in data["buckets"])
         self.wait, self.duration = {}, {}
         if wait_bounds == self.wait_buckets:
@@ -156,14 +145,12 @@ class Statistics:
     def copy(self) -> Statistics:
         """A copy that later updates do not touch."""
         counters = {name: getattr(self, name).copy() for name in (*_COUNTERS, *_SUMS)}
-        clone = dataclasses.replace(
+        return dataclasses.replace(
             self,
             wait={key: histogram.copy() for key, histogram in self.wait.items()},
             duration={key: histogram.copy() for key, histogram in self.duration.items()},
             **counters,
         )
-        clone.request_duration = self.request_duration.copy()
-        return clone
 
 
 def _key(key: str | list[str], width: int) -> Any:

@@ -1,13 +1,25 @@
-"""Follow calls through their legs and count them: the exporter's domain, with no HTTP."""
+"""Follow calls through their legs and count them: the exporter's state machine."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict, deque
-from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
+from exporter.domain.calls import (
+    ANSWERED,
+    EXPIRED,
+    MATCHED,
+    PERSON,
+    RINGING,
+    UNMATCHED,
+    VOICEMAIL,
+    Call,
+    EndedCall,
+    Handled,
+    Leg,
+)
 from exporter.domain.events import (
     ANSWER,
     DTMF,
@@ -21,38 +33,11 @@ from exporter.domain.events import (
     Event,
     Hangup,
     NewCall,
-    event_label,
 )
-from exporter.domain.labels import OTHER, LabelConfig, Labeler
+from exporter.domain.labels import LabelConfig, Labeler, LabelValues
 from exporter.domain.statistics import Statistics
-from exporter.gc_pause import collector_paused
 
-ANSWERED: Final = "answered"
-VOICEMAIL: Final = "voicemail"
-MISSED: Final = "missed"
-BUSY: Final = "busy"
-REJECTED: Final = "rejected"
-FAILED: Final = "failed"
-FORWARDED_OUTCOME: Final = "forwarded"
-EXPIRED: Final = "expired"
-OUTCOMES: Final = (ANSWERED, VOICEMAIL, MISSED, BUSY, REJECTED, FAILED, FORWARDED_OUTCOME, EXPIRED)
-
-RINGING: Final = "ringing"
-TALKING: Final = "talking"
-STATES: Final = (RINGING, TALKING)
-
-PERSON: Final = "person"
-ANSWERERS: Final = (PERSON, VOICEMAIL)
-
-_OUTCOME_BY_LAST_CAUSE: Final = {
-    "cancel": MISSED,
-    "busy": BUSY,
-    "noAnswer": REJECTED,
-    FORWARDED: FORWARDED_OUTCOME,
-}
-
-
-# What a snapshot keeps of a call and of each leg, in this order.
+# What a saved state keeps of a call and of each leg, in this order.
 _CALL_FIELD_NAMES: Final = (
     "call_id",
     "direction",
@@ -72,128 +57,7 @@ _CALL_FIELD_NAMES: Final = (
 _CALL_FIELDS: Final = attrgetter(*_CALL_FIELD_NAMES)
 _LEG_FIELDS: Final = attrgetter("voicemail", "answered", "hung_up")
 
-
-class Leg:
-    """One callId of a call."""
-
-    __slots__ = ("answered", "call", "hung_up", "voicemail")
-
-    def __init__(self, call: Call, voicemail: bool) -> None:
-        self.call = call
-        self.voicemail = voicemail
-        self.answered = False
-        self.hung_up = False
-
-
-class Call:
-    """What the customer experiences: one or more legs from the first ring to the last hangup."""
-
-    __slots__ = (
-        "answered_at",
-        "call_id",
-        "direction",
-        "grace_until",
-        "last_cause",
-        "last_event_at",
-        "last_hangup_at",
-        "leg_ids",
-        "line",
-        "open_legs",
-        "person_answered",
-        "started_at",
-        "team",
-        "user",
-        "voicemail_answered",
-    )
-
-    def __init__(self, call_id: str, direction: str, now: float, line: str = OTHER) -> None:
-        self.call_id = call_id
-        self.direction = direction
-        self.line = line
-        # The first person who answered an incoming call, or the caller of an outgoing one.
-        self.team: str | None = None
-        self.user: str | None = None
-        self.started_at = now
-        self.last_event_at = now
-        self.leg_ids: list[str] = []
-        self.open_legs = 0
-        self.answered_at: float | None = None
-        self.person_answered = False
-        self.voicemail_answered = False
-        self.last_cause: str | None = None
-        self.last_hangup_at = now
-        self.grace_until: float | None = None
-
-    @property
-    def state(self) -> str:
-        """`talking` once anyone answered, `ringing` before."""
-        answered = self.person_answered or self.voicemail_answered
-        return TALKING if answered else RINGING
-
-    def outcome(self) -> str:
-        """The outcome of a call that ended with its last hangup or grace."""
-        if self.person_answered:
-            return ANSWERED
-        if self.voicemail_answered:
-            return VOICEMAIL
-        return _OUTCOME_BY_LAST_CAUSE.get(self.last_cause or "", FAILED)
-
-
-@dataclass(frozen=True, slots=True)
-class EndedCall:
-    """A summary of a call that just ended, for logging."""
-
-    call_id: str
-    direction: str
-    outcome: str
-    legs: int
-    wait: float | None
-    duration: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Handled:
-    """What handling one event did."""
-
-    matched: bool
-    ended: tuple[EndedCall, ...] = ()
-
-
-# The two results without ended calls, made once: most events end none.
-MATCHED: Final = Handled(matched=True)
-UNMATCHED: Final = Handled(matched=False)
-
-
-@dataclass(frozen=True, slots=True)
-class LabelValues:
-    """The line, team and user label values in use, to expose at 0 before they are counted."""
-
-    lines: tuple[str, ...]
-    teams: tuple[str, ...]
-    users: tuple[str, ...]
-    per_user: bool
-
-
-class Journal(Protocol):
-    """Where a tracker writes what changed it, in order, so that a restart can replay it."""
-
-    def record_event(self, at: float, body: bytes) -> int:
-        """Queue an event's raw body; return its record number."""
-
-    def record_sweep(self, at: float) -> int:
-        """Queue the time of a sweep that ended calls."""
-
-    def record_rejection(self, reason: str, code: int) -> int:
-        """Queue a request refused before it became an event."""
-
-    def record_error(self, event: str) -> int:
-        """Queue a request that failed after it was parsed."""
-
-    def wait_durable(self, record: int) -> None:
-        """Return once `record` is written durably enough to acknowledge; raise if it cannot be."""
-
-    def position(self) -> int:
-        """How far the journal got: the last record written."""
+ActiveCalls = Counter[tuple[str, str, str]]
 
 
 class CallTracker:
@@ -210,44 +74,28 @@ class CallTracker:
         self.forward_grace = forward_grace
         self.expire_after = expire_after
         self.max_open = max_open
-        self.journal: Journal | None = None
         self._lock = threading.Lock()
-        # Request durations take a lock of their own: every request records one, after the
-        # tracker's lock was released, and need not queue behind events again.
-        self._request_lock = threading.Lock()
         self.labels = Labeler(LabelConfig(), self._count_overflow)
         self._legs: dict[str, Leg] = {}
         # Ordered by last event, oldest first, so expiry only looks at the front.
         self._calls: OrderedDict[str, Call] = OrderedDict()
         # The grace is the same for every call, so deadlines arrive in order.
         self._graces: deque[tuple[float, Call]] = deque()
-        self._active: Counter[tuple[str, str, str]] = Counter()
+        self._active: ActiveCalls = Counter()
 
-    def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
-        """Apply one valid event received at `now`; return once its `body` is journaled."""
-        journal = self.journal if body is not None else None
+    def handle(self, event: Event, now: float) -> Handled:
+        """Apply one valid event received at `now`."""
         with self._lock:
-            # Numbered under the lock, so that the journal's order is the order applied.
-            record = journal.record_event(now, body) if journal and body else 0
-            handled = self._apply(event, now)
-        # Outside the lock: other requests go on while the journal writer commits.
-        if journal is not None:
-            journal.wait_durable(record)
-        return handled
-
-    def _apply(self, event: Event, now: float) -> Handled:
-        stats = self.stats
-        stats.requests[(event_label(event), "200")] += 1
-        stats.last_received = now
-        if isinstance(event, NewCall):
-            return self._new_call(event, now)
-        if isinstance(event, Answer):
-            return self._answer(event, now)
-        if isinstance(event, Hangup):
-            return self._hangup(event, now)
-        if isinstance(event, Dtmf):
-            return self._dtmf(event, now)
-        return UNMATCHED
+            self.stats.last_received = now
+            if isinstance(event, NewCall):
+                return self._new_call(event, now)
+            if isinstance(event, Answer):
+                return self._answer(event, now)
+            if isinstance(event, Hangup):
+                return self._hangup(event, now)
+            if isinstance(event, Dtmf):
+                return self._dtmf(event, now)
+            return UNMATCHED
 
     def configure_labels(self, config: LabelConfig) -> None:
         """Use new lines, teams and users from now on; calls in progress keep their labels."""
@@ -258,30 +106,13 @@ class CallTracker:
     def _count_overflow(self, label: str) -> None:
         self.stats.overflow[label] += 1
 
-    def record_rejection(self, reason: str, code: int) -> None:
-        """Count a request refused before it became an event."""
+    def sweep_due(self, now: float) -> bool:
+        """Whether a sweep at `now` would end a call."""
         with self._lock:
-            journal = self.journal
-            record = journal.record_rejection(reason, code) if journal else 0
-            self.stats.rejected[reason] += 1
-            self.stats.requests[("invalid", str(code))] += 1
-        if journal is not None:
-            journal.wait_durable(record)
-
-    def record_error(self, event: str) -> None:
-        """Count a request that failed after it was parsed."""
-        with self._lock:
-            # Counted first: when the journal itself is failing, the error still shows.
-            self.stats.requests[(event, "500")] += 1
-            journal = self.journal
-            record = journal.record_error(event) if journal else 0
-        if journal is not None:
-            journal.wait_durable(record)
-
-    def observe_request(self, seconds: float) -> None:
-        """Record how long answering one webhook request took."""
-        with self._request_lock:
-            self.stats.request_duration.observe(seconds)
+            if self._graces and self._graces[0][0] <= now:
+                return True
+            oldest = next(iter(self._calls.values()), None)
+            return oldest is not None and oldest.last_event_at <= now - self.expire_after
 
     def sweep(self, now: float) -> tuple[EndedCall, ...]:
         """End calls whose forward grace ran out or that saw no event for too long."""
@@ -299,34 +130,24 @@ class CallTracker:
                 if oldest.last_event_at > cutoff:
                     break
                 ended.append(self._end(oldest, EXPIRED))
-            journal = self.journal if ended else None
-            record = journal.record_sweep(now) if journal is not None else 0
-        if journal is not None:
-            journal.wait_durable(record)
         return tuple(ended)
 
-    def snapshot(self) -> tuple[Statistics, Counter[tuple[str, str, str]]]:
-        """A consistent copy of the statistics and of active calls by (direction, state, line)."""
-        with self._lock, self._request_lock:
-            return self.stats.copy(), self._active.copy()
-
-    def label_values(self) -> LabelValues:
-        """The configured and seen label values, read consistently."""
+    def read(self) -> tuple[Statistics, ActiveCalls, LabelValues]:
+        """Consistent copies of the statistics, of active calls by (direction, state, line),
+        and of the label values in use."""
         with self._lock:
-            labels = self.labels
-            return LabelValues(labels.lines, labels.teams, labels.users, labels.config.per_user)
+            return self.stats.copy(), self._active.copy(), self.labels.values()
 
-    def export_state(self) -> tuple[dict[str, Any], int]:
-        """Plain data to rebuild this tracker from, and the journal position it includes."""
-        with self._lock, collector_paused():
+    def export_state(self) -> dict[str, Any]:
+        """Plain data to rebuild this tracker from with `restore_state`."""
+        with self._lock:
             calls = [self._call_record(call) for call in self._calls.values()]
             stats = self.stats.copy()
-            position = self.journal.position() if self.journal is not None else 0
-        return {"stats": stats.to_dict(), "calls": calls}, position
+        return {"stats": stats.to_dict(), "calls": calls}
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        """Replace everything with what `export_state` gave; journaling stays as it is."""
-        with self._lock, collector_paused():
+        """Replace everything with what `export_state` gave."""
+        with self._lock:
             self.stats.load_dict(state["stats"])
             self._legs.clear()
             self._calls.clear()

@@ -10,20 +10,16 @@ asked for, so that they never delay the reply to sipgate.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import queue
 import threading
 import time
-import xml.etree.ElementTree as ET
-from base64 import b64encode
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
-from urllib.parse import unquote, urljoin, urlsplit
+from typing import Final
+from urllib.parse import urlsplit
 
-from exporter import __version__
 from exporter.domain.events import (
     ANSWER,
     DTMF,
@@ -38,83 +34,17 @@ from exporter.domain.events import (
 )
 from exporter.domain.statistics import Histogram
 from exporter.errors import InvalidReplyError, UpstreamError
+from exporter.relay.reply import FollowUps, rewrite_reply
+from exporter.relay.upstream import ERROR, MAX_REPLY_BYTES, TIMEOUT, Incoming, Post, post
 
 log = logging.getLogger(__name__)
 
 OK: Final = "ok"
-ERROR: Final = "error"
-TIMEOUT: Final = "timeout"
 INVALID_REPLY: Final = "invalid_reply"
 DROPPED: Final = "dropped"
 RETRIED: Final = "retried"
 OUTCOMES: Final = (OK, ERROR, TIMEOUT, INVALID_REPLY, DROPPED, RETRIED)
 EVENTS: Final = EVENT_NAMES
-
-ON_ANSWER: Final = "onAnswer"
-ON_HANGUP: Final = "onHangup"
-ON_DATA: Final = "onData"
-# Bounds on what an upstream may send back; sipgate's replies are a few hundred bytes.
-MAX_REPLY_BYTES: Final = 64 * 1024
-MAX_URL_CHARS: Final = 2048
-XML_DECLARATION: Final = '<?xml version="1.0" encoding="UTF-8"?>\n'
-
-
-@dataclass(frozen=True, slots=True)
-class FollowUps:
-    """The URLs an upstream asked sipgate to send a call's follow-up events to."""
-
-    on_answer: str | None = None
-    on_hangup: str | None = None
-    on_data: str | None = None
-
-    def url_for(self, event: Event) -> str | None:
-        """Where `event` goes, or None when the upstream did not ask for it."""
-        if isinstance(event, Answer):
-            return self.on_answer
-        if isinstance(event, Hangup):
-            return self.on_hangup
-        if isinstance(event, Dtmf):
-            return self.on_data
-        return None
-
-    def __bool__(self) -> bool:
-        return bool(self.on_answer or self.on_hangup or self.on_data)
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """The parts of sipgate's request that are passed on: body and the headers upstreams use."""
-
-    body: bytes
-    content_type: str | None = None
-    signature: str | None = None
-    user_agent: str | None = None
-    forwarded_for: str = ""
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, Any], body: bytes) -> Incoming:
-        """The request in a WSGI environ, with the client appended to X-Forwarded-For."""
-        client = str(environ.get("REMOTE_ADDR", ""))
-        earlier = str(environ.get("HTTP_X_FORWARDED_FOR", "")).strip()
-        return cls(
-            body=body,
-            content_type=environ.get("CONTENT_TYPE") or None,
-            signature=environ.get("HTTP_X_SIPGATE_SIGNATURE"),
-            user_agent=environ.get("HTTP_USER_AGENT"),
-            forwarded_for=f"{earlier}, {client}" if earlier and client else earlier or client,
-        )
-
-    def headers(self) -> dict[str, str]:
-        """The headers of the forwarded request; X-Sipgate-Signature exactly as received."""
-        headers = {"User-Agent": self.user_agent or f"sipgate-exporter/{__version__}"}
-        if self.content_type:
-            headers["Content-Type"] = self.content_type
-        if self.signature is not None:
-            headers["X-Sipgate-Signature"] = self.signature
-        if self.forwarded_for:
-            headers["X-Forwarded-For"] = self.forwarded_for
-        headers["Accept"] = "application/xml, text/xml"
-        return headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,62 +59,6 @@ class RelaySettings:
     expire_after: float = 4 * 3600.0
     queue_size: int = 1000
     workers: int = 4
-
-
-class _Rejecting(ET.TreeBuilder):
-    """A tree builder that refuses any DOCTYPE, and with it every entity declaration."""
-
-    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
-        raise InvalidReplyError("reply has a DOCTYPE")
-
-
-def parse_reply(body: bytes) -> ET.Element:
-    """The <Response> element of an upstream's XML reply; raise InvalidReplyError otherwise."""
-    # DOCTYPE is refused before expat reads any entity declaration: no entity expansion, no
-    # external resources. defusedxml would do the same with one more dependency.
-    parser = ET.XMLParser(target=_Rejecting())  # noqa: S314
-    try:
-        parser.feed(body)
-        root = parser.close()
-    except ET.ParseError as error:
-        raise InvalidReplyError(f"reply is not well-formed XML ({error})") from None
-    if not isinstance(root, ET.Element) or root.tag != "Response":
-        raise InvalidReplyError("reply's root element is not <Response>")
-    return root
-
-
-def rewrite_reply(body: bytes, own_url: str, base_url: str = "") -> tuple[bytes, FollowUps]:
-    """The reply for sipgate, subscribed to `own_url`, and the follow-ups the upstream wanted.
-
-    Every element, attribute and text stays as it was, except `onAnswer` and `onHangup` of
-    <Response> (always set to `own_url`) and `onData` of any <Gather> that has one. Relative
-    URLs of the upstream are resolved against `base_url`.
-    """
-    root = parse_reply(body)
-    on_data = None
-    for gather in root.iter("Gather"):
-        if ON_DATA in gather.attrib:
-            on_data = on_data or _follow_up_url(gather.attrib[ON_DATA], base_url)
-            gather.set(ON_DATA, own_url)
-    follow_ups = FollowUps(
-        on_answer=_follow_up_url(root.get(ON_ANSWER), base_url),
-        on_hangup=_follow_up_url(root.get(ON_HANGUP), base_url),
-        on_data=on_data,
-    )
-    root.set(ON_ANSWER, own_url)
-    root.set(ON_HANGUP, own_url)
-    text = XML_DECLARATION + ET.tostring(root, encoding="unicode") + "\n"
-    return text.encode(), follow_ups
-
-
-def _follow_up_url(value: str | None, base_url: str) -> str | None:
-    if not value or not value.strip():
-        return None
-    url = urljoin(base_url, value.strip())
-    parts = urlsplit(url)
-    if len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidReplyError("reply names a follow-up URL that is not absolute http(s)")
-    return url
 
 
 @dataclass
@@ -206,54 +80,6 @@ class RelayStats:
         """An independent copy."""
         durations = {event: histogram.copy() for event, histogram in self.durations.items()}
         return RelayStats(self.buckets, self.requests.copy(), durations)
-
-
-Post = Callable[[str, bytes, Mapping[str, str], float], tuple[int, bytes]]
-
-
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> tuple[int, bytes]:
-    """POST `body` to `url`; return (status, reply body), raise UpstreamError.
-
-    `timeout` bounds the whole exchange, so that an upstream trickling bytes cannot hold on.
-    Credentials in the URL become basic auth; redirects are not followed.
-    """
-    deadline = time.monotonic() + timeout
-    parts = urlsplit(url)
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = kind(parts.hostname or "", parts.port, timeout=timeout)
-    headers = dict(headers)
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + b64encode(credentials.encode()).decode()
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        connection.request("POST", target, body=body, headers=headers)
-        _remaining(connection, deadline)
-        response = connection.getresponse()
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_REPLY_BYTES:  # one byte more than allowed shows a reply too large
-            _remaining(connection, deadline)
-            chunk = response.read1(MAX_REPLY_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return response.status, b"".join(chunks)
-    except TimeoutError:
-        raise UpstreamError(TIMEOUT, f"no reply within {timeout:g}s") from None
-    except (OSError, http.client.HTTPException) as error:
-        raise UpstreamError(ERROR, f"{type(error).__name__}: {error}") from None
-    finally:
-        connection.close()
-
-
-def _remaining(connection: http.client.HTTPConnection, deadline: float) -> None:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    if connection.sock is not None:
-        connection.sock.settimeout(left)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,213 +1,24 @@
-"""`sipgate-exporter simulate`: send planned sipgate.io traffic to a running exporter."""
+"""`sipgate-exporter simulate`: parse its flags, play the traffic, print what was sent."""
 
 from __future__ import annotations
 
 import argparse
-import base64
-import heapq
-import http.client
 import sys
-import time
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TextIO
-from urllib.parse import unquote, urlsplit
+from collections.abc import Sequence
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from exporter.config.values import parse_duration
+from exporter.simulate.playback import play
+from exporter.simulate.sender import Sender, load_signing_key
+from exporter.simulate.traffic import TrafficPlanner, TrafficProfile
 
-from exporter.config.flags import parse_duration
-from exporter.simulate.traffic import PlannedCall, PlannedEvent, TrafficPlanner, TrafficProfile
-from exporter.web.guard import SIGNATURE_HEADER, basic_auth_token, read_key_file
-
-
-def load_signing_key(path: str) -> RSAPrivateKey:
-    """The RSA private key in an unencrypted PEM file; raise ValueError naming the file."""
-    pem = read_key_file(path)
-    try:
-        key = load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise ValueError(f"key file {path!r} is not an unencrypted PEM private key") from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError(f"key file {path!r} is not an RSA key")
-    return key
-
-
-def sign_body(key: RSAPrivateKey, body: bytes) -> str:
-    """The X-Sipgate-Signature of `body`: base64 RSA-SHA256 PKCS#1 v1.5, as sipgate signs."""
-    return base64.b64encode(key.sign(body, PKCS1v15(), SHA256())).decode()
-
-
-class Sender:
-    """POSTs form bodies over one kept-alive HTTP connection, reconnecting once on failure.
-
-    Credentials in the target URL become basic auth; with `sign_key` every body is signed.
-    """
-
-    def __init__(
-        self, target: str, timeout: float = 10.0, sign_key: RSAPrivateKey | None = None
-    ) -> None:
-        parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid target {target!r} (use e.g. http://localhost:9850/webhook)")
-        self._path = parts.path or "/webhook"
-        host, port = parts.hostname, parts.port
-        self._connect: Callable[[], http.client.HTTPConnection] = (
-            (lambda: http.client.HTTPSConnection(host, port, timeout=timeout))
-            if parts.scheme == "https"
-            else (lambda: http.client.HTTPConnection(host, port, timeout=timeout))
-        )
-        self._headers = {
-            "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8",
-            "User-Agent": "sipgate-exporter-simulator",
-        }
-        if parts.username is not None:
-            token = basic_auth_token(unquote(parts.username), unquote(parts.password or ""))
-            self._headers["Authorization"] = "Basic " + token.decode()
-        self._sign_key = sign_key
-        self._connection: http.client.HTTPConnection | None = None
-
-    def post(self, body: bytes) -> tuple[int, bytes]:
-        """Send one event; return the status and body of the reply."""
-        for attempt in (1, 2):
-            if self._connection is None:
-                self._connection = self._connect()
-            try:
-                self._connection.request("POST", self._path, body, self._request_headers(body))
-                reply = self._connection.getresponse()
-                return reply.status, reply.read()
-            except (OSError, http.client.HTTPException):
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _request_headers(self, body: bytes) -> dict[str, str]:
-        if self._sign_key is None:
-            return self._headers
-        return {**self._headers, SIGNATURE_HEADER: sign_body(self._sign_key, body)}
-
-    def close(self) -> None:
-        """Drop the connection."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
-@dataclass
-class Tally:
-    """What was sent: calls by (direction, outcome) once all their events went out."""
-
-    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
-    events: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    started: int = 0
-
-    @property
-    def in_flight(self) -> int:
-        """Calls started whose last event is not sent yet."""
-        return self.started - sum(self.calls.values())
-
-    def progress_line(self, elapsed: float) -> str:
-        """A one-line progress report."""
-        return (
-            f"[{elapsed:6.1f}s] calls started {self.started}, completed {sum(self.calls.values())}"
-            f", events sent {sum(self.events.values())}, errors {sum(self.errors.values())}"
-        )
-
-    def summary(self) -> str:
-        """The table printed at the end, to compare with the dashboard."""
-        lines = ["direction  outcome     calls"]
-        lines += [
-            f"{direction:<10} {outcome:<11} {count:>5}"
-            for (direction, outcome), count in sorted(self.calls.items())
-        ]
-        lines.append(f"total                  {sum(self.calls.values()):>5}")
-        if self.in_flight:
-            lines.append(f"interrupted before their last event: {self.in_flight} calls")
-        events = ", ".join(f"{name} {count}" for name, count in sorted(self.events.items()))
-        lines.append(f"events sent: {events or 'none'}")
-        errors = ", ".join(f"{name} {count}" for name, count in sorted(self.errors.items()))
-        lines.append(f"errors: {errors or 'none'}")
-        return "\n".join(lines)
-
-
-@dataclass(order=True)
-class _Pending:
-    at: float
-    serial: int
-    event: PlannedEvent = field(compare=False)
-    call: PlannedCall = field(compare=False)
-    last: bool = field(compare=False)
-
-
-def run(
-    planner: TrafficPlanner,
-    sender: Sender,
-    speed: float,
-    max_calls: int | None = None,
-    duration: float | None = None,
-    progress: TextIO | None = None,
-    progress_interval: float = 10.0,
-) -> Tally:
-    """Send planned calls in real time divided by `speed` until a bound or an interrupt."""
-    tally = Tally()
-    heap: list[_Pending] = []
-    serial = 0
-    calls = iter(planner)
-    upcoming: PlannedCall | None = next(calls)
-    started = time.monotonic()
-    next_progress = started + progress_interval
-    try:
-        while True:
-            while upcoming is not None and (not heap or upcoming.events[0].at <= heap[0].at):
-                out_of_time = duration is not None and upcoming.events[0].at / speed > duration
-                if out_of_time or (max_calls is not None and tally.started >= max_calls):
-                    upcoming = None
-                    break
-                tally.started += 1
-                for index, event in enumerate(upcoming.events):
-                    serial += 1
-                    last = index == len(upcoming.events) - 1
-                    heapq.heappush(heap, _Pending(event.at, serial, event, upcoming, last))
-                upcoming = next(calls)
-            if not heap:
-                break
-            pending = heapq.heappop(heap)
-            due = started + pending.at / speed
-            while (now := time.monotonic()) < due or now >= next_progress:
-                if now >= next_progress:
-                    if progress is not None:
-                        print(tally.progress_line(now - started), file=progress, flush=True)
-                    next_progress += progress_interval
-                else:
-                    time.sleep(min(due, next_progress) - now)
-            _send(sender, pending, tally)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sender.close()
-    return tally
-
-
-def _send(sender: Sender, pending: _Pending, tally: Tally) -> None:
-    event = pending.event
-    try:
-        status, reply = sender.post(event.body)
-    except (OSError, http.client.HTTPException):
-        tally.errors["connection"] += 1
-        return
-    tally.events[event.name] += 1
-    if status != 200:
-        tally.errors[f"http_{status}"] += 1
-    elif event.name == "newCall" and b"onHangup=" not in reply:
-        tally.errors["no_subscription"] += 1
-    if pending.last:
-        tally.calls[(pending.call.direction, pending.call.outcome)] += 1
+_SUMMARY: Final = "send planned sipgate.io traffic to a running exporter"
+_DESCRIPTION: Final = (
+    "Send realistic sipgate.io webhook traffic to a running exporter and print "
+    "what was sent per outcome."
+)
+_ParserT = TypeVar("_ParserT", bound=argparse.ArgumentParser)
 
 
 def _probability(text: str) -> float:
@@ -232,13 +43,22 @@ def _duration(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Flags of `sipgate-exporter simulate`."""
+    """Flags of `sipgate-exporter simulate`, as a parser of its own."""
+    parser = argparse.ArgumentParser(prog="sipgate-exporter simulate", description=_DESCRIPTION)
+    _add_arguments(parser)
+    return parser
+
+
+def add_parser(subparsers: argparse._SubParsersAction[_ParserT]) -> None:
+    """Add `simulate` to the exporter's subcommands; the parsed namespace's `run` runs it."""
+    parser = subparsers.add_parser("simulate", help=_SUMMARY, description=_DESCRIPTION)
+    _add_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the simulator's flags to `parser`."""
     defaults = TrafficProfile()
-    parser = argparse.ArgumentParser(
-        prog="sipgate-exporter simulate",
-        description="Send realistic sipgate.io webhook traffic to a running exporter and print "
-        "what was sent per outcome.",
-    )
     add = parser.add_argument
     add(
         "--target",
@@ -319,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         add(f"--{name}", type=_probability, default=default, help=f"{what} (default: %(default)s)")
-    return parser
 
 
 def profile_from(args: argparse.Namespace) -> TrafficProfile:
@@ -338,9 +157,8 @@ def profile_from(args: argparse.Namespace) -> TrafficProfile:
     )
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run the simulator; exit status 1 if any request failed."""
-    args = build_parser().parse_args(list(argv))
+def run(args: argparse.Namespace) -> int:
+    """Run the simulator with parsed flags; exit status 1 if any request failed."""
     try:
         sign_key = load_signing_key(args.sign_key) if args.sign_key else None
         sender = Sender(args.target, sign_key=sign_key)
@@ -356,8 +174,13 @@ def main(argv: Sequence[str]) -> int:
     parts = urlsplit(args.target)
     shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password
     print(f"simulating to {shown} at speed {args.speed:g}, {bound}", file=sys.stderr)
-    tally = run(
+    tally = play(
         planner, sender, args.speed, args.calls, args.duration, sys.stderr, args.progress_interval
     )
     print(tally.summary())
     return 1 if tally.errors else 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Parse `argv` and run the simulator; exit status 1 if any request failed."""
+    return run(build_parser().parse_args(list(argv)))

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
 
-from exporter.domain.events import IN, OUT
-from exporter.domain.tracker import (
+from exporter.domain.calls import (
     ANSWERED,
     BUSY,
     EXPIRED,
@@ -19,6 +18,7 @@ from exporter.domain.tracker import (
     REJECTED,
     VOICEMAIL,
 )
+from exporter.domain.events import IN, OUT
 
 ACCOUNT_LINES: Final = ("4921112345670", "4921112345671", "4930987654320")
 STAFF: Final = ("Alice", "Bob", "Jürgen", "Zoë", "Marty", "Doc")

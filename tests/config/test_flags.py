@@ -1,18 +1,11 @@
-"""Flags, environment variables and their validation."""
+"""Flags, environment variables, their validation, and the choice of subcommand."""
 
 from __future__ import annotations
 
 import pytest
 
-from exporter.config.flags import (
-    FLAGS,
-    Config,
-    build_parser,
-    parse_config,
-    parse_duration,
-    parse_listen_address,
-    parse_public_url,
-)
+from exporter.config import flags, values
+from exporter.config.flags import FLAGS, Config, build_parser, parse_command, parse_config
 from exporter.errors import ConfigError
 
 
@@ -50,64 +43,6 @@ def test_public_url_has_the_documented_short_environment_name() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("10s", 10.0),
-        ("500ms", 0.5),
-        ("5m", 300.0),
-        ("4h", 14400.0),
-        ("1h30m", 5400.0),
-        ("1d", 86400.0),
-        ("1.5s", 1.5),
-        ("0s", 0.0),
-    ],
-)
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "10", "10x", "s", "-5s", "5s ", "1h-5m", "ten seconds"])
-def test_bad_durations(text: str) -> None:
-    with pytest.raises(ValueError, match="invalid duration"):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [(":9850", ("0.0.0.0", 9850)), ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::]:1", ("::", 1))],
-)
-def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
-    assert parse_listen_address(text) == expected
-
-
-@pytest.mark.parametrize("text", ["9850", "host:", "host:port", ":70000"])
-def test_bad_listen_addresses(text: str) -> None:
-    with pytest.raises(ValueError, match="invalid listen address"):
-        parse_listen_address(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("https://stats.example.com", "https://stats.example.com/webhook"),
-        ("https://stats.example.com/", "https://stats.example.com/webhook"),
-        (
-            "https://u:p@stats.example.com/sipgate/hook",
-            "https://u:p@stats.example.com/sipgate/hook",
-        ),
-    ],
-)
-def test_public_urls(text: str, expected: str) -> None:
-    assert parse_public_url(text) == expected
-
-
-@pytest.mark.parametrize("text", ["stats.example.com/webhook", "ftp://x/webhook", "https://"])
-def test_bad_public_urls(text: str) -> None:
-    with pytest.raises(ValueError, match="invalid public URL"):
-        parse_public_url(text)
-
-
-@pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
         (["--calls.forward-grace=10x"], {}, "--calls.forward-grace: invalid duration '10x'"),
@@ -136,3 +71,56 @@ def test_help_names_every_flag_default_and_environment_variable() -> None:
         assert flag.env in " ".join(text.split())
     assert "default: 10s" in text
     assert "default: :9850" in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "parse_bool",
+        "parse_duration",
+        "parse_listen_address",
+        "parse_public_url",
+        "parse_size",
+        "parse_upstream_url",
+    ],
+)
+def test_moved_parsers_are_still_importable_from_flags(name: str) -> None:
+    assert name in flags.__all__
+    assert getattr(flags, name) is getattr(values, name)
+
+
+def test_no_subcommand_serves() -> None:
+    argv = ["--web.threads=8", "--state.reset"]
+    command = parse_command(argv, {})
+    assert isinstance(command, Config)
+    assert command == parse_config(argv, {})
+    assert command.threads == 8
+
+
+def test_simulate_subcommand_is_ready_to_run() -> None:
+    # --calls would be ambiguous with the exporter's --calls.* flags if abbreviations were on.
+    command = parse_command(["simulate", "--calls", "3", "--target", "http://h/webhook"], {})
+    assert not isinstance(command, Config)
+    assert callable(command)
+    with pytest.raises(ConfigError, match="not a subcommand"):
+        parse_config(["simulate"], {})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--log.level=debug", "simulate"], "--log.level does not apply to simulate"),
+        (["serve"], "argument command: invalid choice: 'serve' (choose from 'simulate')"),
+        (["--web.listen=:1"], "unrecognized arguments: --web.listen=:1"),
+    ],
+)
+def test_misplaced_words_are_config_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_command(argv, {})
+    assert str(caught.value) == message
+
+
+def test_help_names_the_simulate_subcommand() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert "simulate send planned sipgate.io traffic to a running exporter" in text
+    assert "without one, the exporter serves" in text

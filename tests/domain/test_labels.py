@@ -15,7 +15,7 @@ from exporter.domain.events import Answer, Hangup, NewCall
 from exporter.domain.labels import LabelConfig, Labeler
 from exporter.domain.tracker import CallTracker
 from exporter.errors import ConfigFileError
-from exporter.metrics import create_registry, new_statistics
+from exporter.metrics import create_registry, new_requests, new_statistics
 from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE, FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,7 +192,7 @@ def test_reconfiguring_keeps_statistics_and_the_lines_of_calls_in_progress(
 
 
 def series(tracker: CallTracker) -> dict[str, int]:
-    text = generate_latest(create_registry(tracker, process_metrics=False)).decode()
+    text = generate_latest(create_registry(tracker, new_requests(), process_metrics=False)).decode()
     return {family.name: len(family.samples) for family in text_string_to_metric_families(text)}
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from exporter.domain.calls import Handled
 from exporter.domain.events import Answer, Dtmf, Hangup, NewCall
 from exporter.domain.statistics import Histogram
-from exporter.domain.tracker import CallTracker, Handled
+from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
 from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE, FakeClock
 
@@ -47,7 +48,7 @@ class Scenario:
         return _by_first_two(self.tracker.stats.calls_ended)
 
     def active(self) -> dict[tuple[str, str], int]:
-        _, active = self.tracker.snapshot()
+        _, active, _ = self.tracker.read()
         return _by_first_two(active)
 
     def wait(self, direction: str, outcome: str) -> tuple[int, float]:

@@ -14,7 +14,6 @@ from urllib.parse import parse_qs
 import pytest
 from prometheus_client.samples import Sample
 
-from exporter.cli import build_relay, build_server
 from exporter.config.flags import (
     Config,
     parse_config,
@@ -22,18 +21,14 @@ from exporter.config.flags import (
 from exporter.domain.events import NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.errors import ConfigError, InvalidReplyError
-from exporter.metrics import create_registry, new_relay_stats, new_statistics
-from exporter.relay.relay import (
-    EVENTS,
-    OUTCOMES,
-    FollowUps,
-    Incoming,
-    Relay,
-    RelaySettings,
-    parse_reply,
-    rewrite_reply,
-)
-from exporter.web.app import create_app, subscribe_reply
+from exporter.metrics import create_registry, new_relay_stats, new_requests, new_statistics
+from exporter.recorder import Recorder
+from exporter.relay.relay import EVENTS, OUTCOMES, Relay, RelaySettings
+from exporter.relay.reply import FollowUps, parse_reply, rewrite_reply
+from exporter.relay.upstream import Incoming
+from exporter.service import build_relay, build_server
+from exporter.storage.store import MemoryStore
+from exporter.web.replies import subscribe_reply
 from exporter.web.server import Server
 from tests.conftest import FakeClock
 from tests.http_helpers import (
@@ -53,6 +48,7 @@ from tests.http_helpers import (
     value,
     wait_for,
 )
+from tests.in_process import build
 
 OWN_URL = "https://stats.example.com/webhook"
 SIGNATURE = "c2lnbmVkIGJ5IHNpcGdhdGU+/w=="
@@ -255,14 +251,16 @@ def test_an_unexpected_failure_still_gives_sipgate_a_reply(clock: FakeClock) -> 
 
 def test_every_relay_series_exists_at_zero_and_only_with_a_relay(tracker: CallTracker) -> None:
     relay = subscribing_relay(FakeClock())
-    samples = registry_samples(create_registry(tracker, process_metrics=False, relay=relay))
+    samples = registry_samples(
+        create_registry(tracker, new_requests(), process_metrics=False, relay=relay)
+    )
     for event in EVENTS:
         for outcome in OUTCOMES:
             assert value(samples, "sipgate_relay_requests_total", event=event, outcome=outcome) == 0
         count = "sipgate_relay_request_duration_seconds_count"
         assert value(samples, count, event=event) == 0
 
-    plain = registry_samples(create_registry(tracker, process_metrics=False))
+    plain = registry_samples(create_registry(tracker, new_requests(), process_metrics=False))
     assert not [sample for sample in plain if sample.name.startswith("sipgate_relay_")]
 
 
@@ -449,8 +447,7 @@ def exporter() -> Iterator[Callable[..., Exporter]]:
             relay = Relay(RelaySettings(upstreams, **(options | settings)), new_relay_stats())
             relay.start()
             stops.append(relay.stop)
-        registry = create_registry(tracker, process_metrics=False, relay=relay)
-        app = create_app(tracker, registry, OWN_URL, clock=lambda: NOW, relay=relay)
+        app = build(tracker, public_url=OWN_URL, clock=lambda: NOW, relay=relay).app
         server = Server(app, "127.0.0.1", 0, threads=4)
         thread = threading.Thread(target=server.run, name="exporter")
         thread.start()
@@ -794,9 +791,10 @@ def test_the_program_wires_relay_mode_from_its_flags(
         relay_upstream_url=app.url + "/",
     )
     tracker = CallTracker(new_statistics(), config.forward_grace, config.expire_after)
+    recorder = Recorder(tracker, new_requests(), MemoryStore())
     relay = build_relay(config)
     assert relay is not None
-    server, _ = build_server(config, tracker, relay=relay)
+    server, _ = build_server(config, recorder, relay=relay)
     relay.start()
     thread = threading.Thread(target=server.run, name="program")
     thread.start()

@@ -16,7 +16,7 @@ from exporter.storage.journal import (
     HEADER_SIZE,
     JournalFiles,
 )
-from exporter.storage.sqlite import StateStore
+from exporter.storage.sqlite import SqliteStore
 from tests.programs import clean_env
 
 BODY = b"event=newCall&direction=in&callId=A&from=4921&to=4922"
@@ -117,19 +117,20 @@ def test_a_full_disk_refuses_events_instead_of_crashing(tmp_path: Path) -> None:
         import os, resource, signal
         from pathlib import Path
         from exporter.errors import StateError
-        from exporter.storage.sqlite import StateStore
+        from exporter.storage.sqlite import SqliteStore
+        from exporter.storage.store import EVENT, Entry
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        store = StateStore(Path(os.environ["STATE"]))
+        store = SqliteStore(Path(os.environ["STATE"]))
         resource.setrlimit(resource.RLIMIT_FSIZE, ({FIRST_SIZE} + 4096,) * 2)
         written = 0
         try:
             while True:
-                store.record_event(1.0, b"x" * 1000)
+                store.record(Entry(EVENT, 1.0, b"x" * 1000), lambda: None)
                 written += 1
         except StateError as error:
             print(written, error)
         try:
-            store.record_event(1.0, b"y")
+            store.record(Entry(EVENT, 1.0, b"y"), lambda: None)
         except StateError:
             print("refused after")
         """,
@@ -142,8 +143,8 @@ def test_a_full_disk_refuses_events_instead_of_crashing(tmp_path: Path) -> None:
     assert message.startswith("cannot write the state file")
     assert second == "refused after"
     assert "cannot write the journal" in result.stderr
-    store = StateStore(tmp_path / "state.db")
-    _, entries = store.load()
+    store = SqliteStore(tmp_path / "state.db")
+    entries = store.load().entries
     assert len(list(entries)) == int(written), "every record written before the failure is kept"
     store.close()
 
@@ -154,7 +155,7 @@ def test_state_error_names_the_damage(tmp_path: Path) -> None:
     data[5] ^= 0xFF  # the first record's sequence number
     journal_path.write_bytes(bytes(data))
     with pytest.raises(StateError, match=r"damaged at byte 0; start with --state\.reset"):
-        StateStore(tmp_path / "state.db")
+        SqliteStore(tmp_path / "state.db")
 
 
 def test_a_full_disk_answers_500_counts_it_and_keeps_what_was_acknowledged(
@@ -165,13 +166,10 @@ def test_a_full_disk_answers_500_counts_it_and_keeps_what_was_acknowledged(
         import os, resource
         from pathlib import Path
         import webtest
-        from exporter.domain.tracker import CallTracker
-        from exporter.storage.snapshots import open_durable
-        from exporter.metrics import create_registry, new_statistics
-        from exporter.web.app import create_app
-        tracker = CallTracker(new_statistics(), 10.0, 3600.0)
-        open_durable(tracker, Path(os.environ["STATE"]), "normal", False)
-        app = webtest.TestApp(create_app(tracker, create_registry(tracker), clock=lambda: 1.0))
+        from exporter.storage.sqlite import SqliteStore
+        from tests.in_process import build
+        store = SqliteStore(Path(os.environ["STATE"]))
+        app = webtest.TestApp(build(store=store, clock=lambda: 1.0).app)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({FIRST_SIZE} + 4096,) * 2)
         pad = "x" * 900
         statuses = []
@@ -194,8 +192,8 @@ def test_a_full_disk_answers_500_counts_it_and_keeps_what_was_acknowledged(
     assert int(acknowledged) == int(first_error), "after the first failure every event is refused"
     assert errors.endswith(f" {1200 - int(acknowledged)}.0"), errors
     assert "cannot write the journal" in result.stderr
-    store = StateStore(tmp_path / "state.db")
-    _, entries = store.load()
+    store = SqliteStore(tmp_path / "state.db")
+    entries = store.load().entries
     assert len(list(entries)) == int(acknowledged), "every acknowledged event is in the journal"
     store.close()
 

@@ -1,4 +1,4 @@
-"""The state file: journal, snapshots, replay, locking and unreadable files."""
+"""The embedded store: journal, snapshots, replay, locking and unreadable files."""
 
 from __future__ import annotations
 
@@ -13,15 +13,12 @@ import pytest
 from exporter.domain.events import Answer, Dtmf, Hangup, NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.errors import StateError
-from exporter.metrics import new_statistics
-from exporter.storage.snapshots import Snapshotter, open_durable, replay
-from exporter.storage.sqlite import (
-    EVENT,
-    SWEEP,
-    StateStore,
-    move_aside,
-)
-from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE
+from exporter.metrics import new_requests, new_statistics
+from exporter.recorder import Recorder
+from exporter.storage.files import move_aside
+from exporter.storage.sqlite import MAX_JOURNAL, SqliteStore
+from exporter.storage.store import EVENT, SWEEP, Entry, State
+from tests.conftest import EXPIRE_AFTER, FORWARD_GRACE, FakeClock
 from tests.test_invariant import random_stream
 
 NEW_CALL = b"event=newCall&direction=in&callId=A&from=4921&to=4922&user%5B%5D=Alice"
@@ -33,71 +30,119 @@ def fresh_tracker(max_open: int | None = None) -> CallTracker:
     return CallTracker(new_statistics(), FORWARD_GRACE, EXPIRE_AFTER, max_open)
 
 
+def keep(store: SqliteStore, at: float, body: bytes | None, kind: int = EVENT) -> None:
+    """Record an entry that changes nothing."""
+    store.record(Entry(kind, at, body), lambda: None)
+
+
+def state_of(value: State) -> Any:
+    return lambda: value
+
+
+def bodies(store: SqliteStore) -> list[bytes | None]:
+    return [entry.body for entry in store.load().entries]
+
+
+def recorder_on(path: Path, tracker: CallTracker, reset: bool = False) -> Recorder:
+    recorder = Recorder(tracker, new_requests(), SqliteStore(path, reset=reset))
+    recorder.restore()
+    return recorder
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "data" / "state.db"
 
 
 def test_journal_survives_reopening(path: Path) -> None:
-    store = StateStore(path)
-    store.record_event(10.0, NEW_CALL)
-    store.record_sweep(11.0)
-    assert store.position() == 2
+    store = SqliteStore(path)
+    keep(store, 10.0, NEW_CALL)
+    keep(store, 11.0, None, SWEEP)
+    assert store.journal_length == 2
     store.close()
-    store = StateStore(path)
-    snapshot, entries = store.load()
-    assert snapshot is None
-    assert [(e.kind, e.at, e.body) for e in entries] == [
+    store = SqliteStore(path)
+    saved = store.load()
+    assert saved.state is None
+    assert [(e.kind, e.at, e.body) for e in saved.entries] == [
         (EVENT, 10.0, NEW_CALL),
         (SWEEP, 11.0, None),
     ]
-    assert store.position() == 2
     assert store.journal_length == 2
     store.close()
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
+def test_record_applies_in_order_and_returns_what_apply_gave(path: Path) -> None:
+    store = SqliteStore(path)
+    applied: list[int] = []
+
+    def apply(number: int) -> int:
+        applied.append(number)
+        return number * 10
+
+    assert store.record(Entry(EVENT, 1.0, NEW_CALL), lambda: apply(1)) == 10
+    assert store.record(Entry(EVENT, 2.0, ANSWER), lambda: apply(2)) == 20
+    assert applied == [1, 2]
+    store.close()
+
+
 def test_snapshot_replaces_the_journal_it_includes(path: Path) -> None:
-    store = StateStore(path)
-    store.record_event(1.0, NEW_CALL)
-    store.wait_durable(store.record_event(2.0, ANSWER))
-    store.save_snapshot({"marker": 1}, position=1)
-    assert store.journal_length == 1
-    store.record_event(3.0, HANGUP)
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
+    keep(store, 2.0, ANSWER)
+    store.snapshot(state_of({"marker": 1}))
+    assert store.journal_length == 0
+    keep(store, 3.0, HANGUP)
     store.close()
-    store = StateStore(path)
-    snapshot, entries = store.load()
-    assert snapshot == {"marker": 1}
-    assert [e.body for e in entries] == [ANSWER, HANGUP]
+    store = SqliteStore(path)
+    saved = store.load()
+    assert saved.state == {"marker": 1}
+    assert [e.body for e in saved.entries] == [HANGUP]
     store.close()
 
 
-def test_records_a_snapshot_already_includes_are_skipped_even_if_written_after_it(
-    path: Path,
-) -> None:
-    store = StateStore(path)
-    first = store.record_event(1.0, NEW_CALL)
-    second = store.record_event(2.0, ANSWER)
-    # The snapshot may be taken before the writer thread committed what it includes.
-    store.save_snapshot({"marker": 2}, position=second)
-    store.wait_durable(second)
-    third = store.record_event(3.0, HANGUP)
+def test_close_writes_a_last_snapshot(path: Path) -> None:
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
+    store.close(state_of({"marker": "last"}))
+    store = SqliteStore(path)
+    saved = store.load()
+    assert saved.state == {"marker": "last"}
+    assert list(saved.entries) == []
     store.close()
-    assert (first, second, third) == (1, 2, 3)
-    store = StateStore(path)
-    snapshot, entries = store.load()
-    assert snapshot == {"marker": 2}
-    assert [e.body for e in entries] == [HANGUP]
-    assert store.position() == 3
+
+
+def test_maintain_snapshots_when_the_interval_passed_or_the_journal_is_long(path: Path) -> None:
+    clock = FakeClock(0.0)
+    store = SqliteStore(path, snapshot_interval=30.0, clock=clock)
+    exported: list[int] = []
+
+    def export() -> State:
+        exported.append(store.journal_length)
+        return {"n": len(exported)}
+
+    keep(store, 1.0, NEW_CALL)
+    store.maintain(export)
+    assert exported == []  # not due yet
+    clock.advance(30.0)
+    store.maintain(export)
+    assert exported == [1]
+    clock.advance(30.0)
+    store.maintain(export)
+    assert exported == [1], "nothing was journaled since the last snapshot"
+    for index in range(MAX_JOURNAL):
+        keep(store, float(index), None, SWEEP)
+    store.maintain(export)
+    assert exported == [1, MAX_JOURNAL]
     store.close()
 
 
 def test_second_store_on_the_same_file_is_refused(path: Path) -> None:
-    first = StateStore(path)
+    first = SqliteStore(path)
     with pytest.raises(StateError, match="in use by another exporter"):
-        StateStore(path)
+        SqliteStore(path)
     first.close()
-    StateStore(path).close()
+    SqliteStore(path).close()
 
 
 @pytest.mark.parametrize("content", [b"garbage" * 1000, b"SQLite format 3\x00" + b"\x01" * 5000])
@@ -105,26 +150,26 @@ def test_unreadable_file_is_refused_and_left_alone(path: Path, content: bytes) -
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     with pytest.raises(StateError, match=r"unreadable .*--state\.reset"):
-        StateStore(path)
+        SqliteStore(path)
     assert path.read_bytes() == content
-    StateStore(path.with_name("other.db")).close()  # the lock was released
+    SqliteStore(path.with_name("other.db")).close()  # the lock was released
 
 
 def test_truncated_database_is_refused(path: Path) -> None:
-    store = StateStore(path)
+    store = SqliteStore(path)
     for index in range(2000):
-        store.record_event(float(index), NEW_CALL.replace(b"callId=A", f"callId={index}".encode()))
-    store.save_snapshot({"calls": list(range(5000))}, store.position())
+        keep(store, float(index), NEW_CALL.replace(b"callId=A", f"callId={index}".encode()))
+    store.snapshot(state_of({"calls": list(range(5000))}))
     store.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(StateError, match="unreadable"):
-        StateStore(path)
+        SqliteStore(path)
 
 
 def test_move_aside_keeps_the_old_bytes(path: Path) -> None:
-    store = StateStore(path)
-    store.record_event(1.0, NEW_CALL)
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
     store.close()
     original = path.read_bytes()
     moved = move_aside(path)
@@ -136,31 +181,42 @@ def test_move_aside_keeps_the_old_bytes(path: Path) -> None:
     assert move_aside(path) is None
 
 
-def test_durable_tracker_restores_calls_and_statistics(path: Path) -> None:
-    tracker = fresh_tracker()
-    store = open_durable(tracker, path, "normal", reset=False)
-    tracker.handle(NewCall("A", "in", users=("Alice",)), 100.0, NEW_CALL)
-    tracker.handle(Answer("A", "in", user="Alice"), 104.0, ANSWER)
-    store.close()
+def test_recorder_restores_calls_and_statistics(path: Path) -> None:
+    recorder = recorder_on(path, fresh_tracker())
+    recorder.event(NewCall("A", "in", users=("Alice",)), NEW_CALL, 100.0)
+    recorder.event(Answer("A", "in", user="Alice"), ANSWER, 104.0)
+    recorder.close()
 
     restored = fresh_tracker()
-    store = open_durable(restored, path, "normal", reset=False)
+    recorder = recorder_on(path, restored)
     assert restored.open_calls == 1
-    assert restored.stats.requests[("newCall", "200")] == 1
-    restored.handle(Hangup("A", "in", cause="normalClearing"), 164.0, HANGUP)
+    assert recorder.requests.read().requests[("newCall", "200")] == 1
+    recorder.event(Hangup("A", "in", cause="normalClearing"), HANGUP, 164.0)
     assert restored.stats.calls_ended[("in", "answered", "other")] == 1
     assert restored.stats.duration[("in", "person", "other")].total == 60.0
     assert restored.stats.wait[("in", "answered", "other")].total == 4.0
-    store.close()
+    recorder.close()
+
+
+def test_snapshots_written_before_the_web_layer_kept_its_counts_are_read(path: Path) -> None:
+    store = SqliteStore(path)
+    old = fresh_tracker().export_state()
+    old["stats"]["requests"] = [[["newCall", "200"], 3]]
+    old["stats"]["rejected"] = [["signature", 2]]
+    store.close(state_of(old))
+    recorder = recorder_on(path, fresh_tracker())
+    counts = recorder.requests.read()
+    assert counts.requests == {("newCall", "200"): 3}
+    assert counts.rejected == {"signature": 2}
+    recorder.close()
 
 
 def test_reset_starts_fresh_and_moves_the_old_file(path: Path) -> None:
-    tracker = fresh_tracker()
-    store = open_durable(tracker, path, "normal", reset=False)
-    tracker.handle(NewCall("A", "in"), 1.0, NEW_CALL)
-    store.close()
+    recorder = recorder_on(path, fresh_tracker())
+    recorder.event(NewCall("A", "in"), NEW_CALL, 1.0)
+    recorder.close()
     fresh = fresh_tracker()
-    open_durable(fresh, path, "normal", reset=True).close()
+    recorder_on(path, fresh, reset=True).close()
     assert fresh.open_calls == 0
     assert list(path.parent.glob("state.db.*.old"))
 
@@ -190,44 +246,43 @@ def body_of(event: Any) -> bytes:
 @pytest.mark.parametrize("seed", range(4))
 def test_replay_after_any_snapshot_rebuilds_the_same_state(path: Path, seed: int) -> None:
     rng = random.Random(seed)  # noqa: S311 - reproducible, not secret
-    tracker = fresh_tracker(max_open=15)
-    store = open_durable(tracker, path, "normal", reset=False)
-    snapshotter = Snapshotter(tracker, store, interval=3600.0)
+    store = SqliteStore(path)
+    recorder = Recorder(fresh_tracker(max_open=15), new_requests(), store)
     now = 0.0
     for step in random_stream(rng, 1500):
         if isinstance(step, float):
             now += step
-            tracker.sweep(now)
+            recorder.sweep(now)
         else:
-            tracker.handle(step, now, body_of(step))
+            recorder.event(step, body_of(step), now)
         if rng.random() < 0.01:
-            snapshotter.snapshot()
-    expected, _ = tracker.export_state()
+            store.snapshot(recorder.export)
+    expected = recorder.export()
     store.close()
 
-    restored = fresh_tracker(max_open=15)
-    store = StateStore(path)
-    replay(restored, store)
-    store.close()
-    actual, _ = restored.export_state()
+    restored = Recorder(fresh_tracker(max_open=15), new_requests(), SqliteStore(path))
+    restored.restore()
+    actual = restored.export()
+    restored.close()
     assert actual == expected
     assert sum(count for _, count in actual["stats"]["calls_started"]) > 50
 
 
 def test_rejections_and_errors_survive_without_a_snapshot(path: Path) -> None:
-    tracker = fresh_tracker()
-    store = open_durable(tracker, path, "normal", reset=False)
-    tracker.record_rejection("signature", 403)
-    tracker.record_rejection("signature", 403)
-    tracker.record_error("hangup")
-    tracker.observe_request(0.01)
-    store.close()
-    restored = fresh_tracker()
-    open_durable(restored, path, "normal", reset=False).close()
-    assert restored.stats.rejected == {"signature": 2}
-    assert restored.stats.requests == {("invalid", "403"): 2, ("hangup", "500"): 1}
+    store = SqliteStore(path)
+    recorder = Recorder(fresh_tracker(), new_requests(), store)
+    recorder.rejection("signature", 403)
+    recorder.rejection("signature", 403)
+    recorder.error("hangup")
+    recorder.requests.observe(0.01)
+    store.close()  # no last snapshot: as after kill -9
+    restored = recorder_on(path, fresh_tracker())
+    counts = restored.requests.read()
+    assert counts.rejected == {"signature": 2}
+    assert counts.requests == {("invalid", "403"): 2, ("hangup", "500"): 1}
     # Request durations belong to the process, like its CPU time.
-    assert restored.stats.request_duration.count == 0
+    assert counts.duration.count == 0
+    restored.close()
 
 
 def test_another_programs_database_is_refused(path: Path) -> None:
@@ -237,20 +292,22 @@ def test_another_programs_database_is_refused(path: Path) -> None:
     other.commit()
     other.close()
     with pytest.raises(StateError, match="another program"):
-        StateStore(path)
+        SqliteStore(path)
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall()
     assert tables == [("customers",)]
 
 
 def test_checkpoints_move_the_log_into_the_database(path: Path) -> None:
-    store = StateStore(path)
+    store = SqliteStore(path, snapshot_interval=3600.0)
     for index in range(20):
-        store.save_snapshot({"calls": list(range(2000 + index))}, store.record_event(1.0, NEW_CALL))
+        keep(store, 1.0, NEW_CALL)
+        store.snapshot(state_of({"calls": list(range(2000 + index))}))
     wal = path.with_name(path.name + "-wal")
     grown = wal.stat().st_size
     assert grown > 0
-    store.checkpoint()
-    store.save_snapshot({"calls": []}, store.position())
+    store.maintain(state_of({}))  # not due: a checkpoint only
+    keep(store, 1.0, NEW_CALL)
+    store.snapshot(state_of({"calls": []}))
     assert wal.stat().st_size <= grown, "after a checkpoint the log is reused from its start"
     store.close()
     assert not wal.exists() or wal.stat().st_size == 0
@@ -261,53 +318,46 @@ def journal_files(path: Path) -> list[Path]:
 
 
 def test_snapshots_rotate_the_journal_and_drop_what_they_cover(path: Path) -> None:
-    store = StateStore(path)
-    first = store.record_event(1.0, NEW_CALL)
-    store.save_snapshot({"n": 1}, first)
-    late = store.record_event(2.0, ANSWER)  # after the first snapshot
-    # The first snapshot covered every record of the file it renamed, so that file is gone.
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
+    store.snapshot(state_of({"n": 1}))
+    keep(store, 2.0, ANSWER)
+    # The snapshot covered every record of the file it renamed, so that file is gone.
     assert [p.name for p in journal_files(path)] == ["state.db.journal"]
-    store.save_snapshot({"n": 2}, late - 1)  # a snapshot that does not cover the late record
-    assert [p.name for p in journal_files(path)] == [
-        "state.db.journal",
-        f"state.db.journal.{late:020d}",
-    ]
     store.close()
-    store = StateStore(path)
-    snapshot, entries = store.load()
-    assert snapshot == {"n": 2}
-    assert [e.body for e in entries] == [ANSWER]
+    store = SqliteStore(path)
+    saved = store.load()
+    assert saved.state == {"n": 1}
+    assert [e.body for e in saved.entries] == [ANSWER]
     store.close()
 
 
 def test_a_record_cut_short_by_a_crash_is_dropped(path: Path) -> None:
-    store = StateStore(path)
-    store.record_event(1.0, NEW_CALL)
-    store.record_event(2.0, ANSWER)
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
+    keep(store, 2.0, ANSWER)
     store.close()
     journal = path.with_name(path.name + ".journal")
     whole = journal.read_bytes()
     journal.write_bytes(whole[:-10])  # the last write was cut short
-    store = StateStore(path)
-    _, entries = store.load()
-    assert [e.body for e in entries] == [NEW_CALL]
-    assert store.record_event(3.0, HANGUP) == 2  # numbering goes on after the last whole one
+    store = SqliteStore(path)
+    assert bodies(store) == [NEW_CALL]
+    keep(store, 3.0, HANGUP)  # numbered after the last whole one
     store.close()
-    store = StateStore(path)
-    _, entries = store.load()
-    assert [e.body for e in entries] == [NEW_CALL, HANGUP]
+    store = SqliteStore(path)
+    assert bodies(store) == [NEW_CALL, HANGUP]
     store.close()
 
 
 def test_damage_inside_the_journal_is_refused(path: Path) -> None:
-    store = StateStore(path)
-    store.record_event(1.0, NEW_CALL)
-    store.record_event(2.0, ANSWER)
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
+    keep(store, 2.0, ANSWER)
     store.close()
     journal = path.with_name(path.name + ".journal")
     damaged = bytearray(journal.read_bytes())
     damaged[40] ^= 0xFF  # inside the first record's body
     journal.write_bytes(bytes(damaged))
     with pytest.raises(StateError, match=r"damaged at byte 0; start with --state\.reset"):
-        StateStore(path)
+        SqliteStore(path)
     assert journal.read_bytes() == bytes(damaged)

@@ -12,10 +12,10 @@ import webtest
 from prometheus_client import CollectorRegistry
 
 from exporter import __version__
+from exporter.domain.calls import Handled
 from exporter.domain.events import Event, NewCall
-from exporter.domain.tracker import CallTracker, Handled
-from exporter.metrics import create_registry, new_statistics
-from exporter.web.app import create_app
+from exporter.domain.tracker import CallTracker
+from exporter.metrics import new_statistics
 from tests.http_helpers import (
     ANSWERERS,
     CALLEE,
@@ -35,6 +35,7 @@ from tests.http_helpers import (
     registry_samples,
     value,
 )
+from tests.in_process import build
 
 NOW = 1_700_000_000.5
 CONTRACT = {
@@ -70,15 +71,15 @@ class RecordingTracker(CallTracker):
         super().__init__(*args)
         self.events: list[Event] = []
 
-    def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
+    def handle(self, event: Event, now: float) -> Handled:
         self.events.append(event)
-        return super().handle(event, now, body)
+        return super().handle(event, now)
 
 
 class ExplodingTracker(CallTracker):
     """A tracker whose handling fails, as a bug in the domain would."""
 
-    def handle(self, event: Event, now: float, body: bytes | None = None) -> Handled:
+    def handle(self, event: Event, now: float) -> Handled:
         raise RuntimeError("secret internals of the failure")
 
 
@@ -113,10 +114,9 @@ def make_web() -> MakeWeb:
         ready: Callable[[], bool] = lambda: True,
     ) -> Web:
         tracker = tracker_class(new_statistics(), 10.0, 3600.0)
-        registry = create_registry(tracker, process_metrics=False)
         clock = Clock()
-        app = create_app(tracker, registry, public_url=public_url, clock=clock, ready=ready)
-        return Web(webtest.TestApp(app), tracker, registry, clock)
+        parts = build(tracker, public_url=public_url, clock=clock, ready=ready)
+        return Web(webtest.TestApp(parts.app), tracker, parts.registry, clock)
 
     return make
 

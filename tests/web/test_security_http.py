@@ -24,8 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.domain.events import Limits
 from exporter.domain.tracker import CallTracker
-from exporter.metrics import REJECT_REASONS, create_registry, new_statistics
-from exporter.web.app import create_app, create_metrics_app
+from exporter.metrics import REJECT_REASONS
 from exporter.web.guard import Guard, basic_auth_token, parse_networks
 from exporter.web.server import Server, ServerGroup
 from tests.http_helpers import (
@@ -39,6 +38,7 @@ from tests.http_helpers import (
     value,
     wait_for,
 )
+from tests.in_process import build
 from tests.programs import EXPORTER, clean_env
 from tests.web.test_guard import public_pem, sign
 from tests.web.test_server import run_exporter
@@ -123,10 +123,8 @@ class Web:
 
 @pytest.fixture
 def web(key: rsa.RSAPrivateKey) -> Web:
-    tracker = CallTracker(new_statistics(), forward_grace=10, expire_after=3600)
-    registry = create_registry(tracker, process_metrics=False)
-    app = create_app(tracker, registry, guard=full_guard(key), limits=Limits(20, 5))
-    return Web(webtest.TestApp(app), registry, key)
+    parts = build(guard=full_guard(key), limits=Limits(20, 5))
+    return Web(webtest.TestApp(parts.app), parts.registry, key)
 
 
 def test_signed_authenticated_request_from_sipgate_is_processed(web: Web) -> None:
@@ -272,17 +270,14 @@ def test_each_reason_is_logged_once_at_warning_without_secrets(
 
 
 def test_without_a_guard_everything_but_the_size_is_accepted() -> None:
-    tracker = CallTracker(new_statistics(), forward_grace=10, expire_after=3600)
-    app = webtest.TestApp(create_app(tracker, create_registry(tracker, process_metrics=False)))
+    app = webtest.TestApp(build().app)
     app.post("/webhook", new_call("A"), headers={"Content-Type": FORM})
     app.post("/webhook", "x" * 20_000, headers={"Content-Type": FORM}, status=413)
 
 
 def test_landing_page_never_shows_credentials_of_the_public_url() -> None:
-    tracker = CallTracker(new_statistics(), forward_grace=10, expire_after=3600)
-    registry = create_registry(tracker, process_metrics=False)
     url = f"https://{USER}:s3cr3t@stats.example.com/webhook"
-    app = webtest.TestApp(create_app(tracker, registry, public_url=url))
+    app = webtest.TestApp(build(public_url=url).app)
     page = app.get("/").text
     assert "s3cr3t" not in page
     assert "https://stats.example.com/webhook" in page
@@ -308,16 +303,15 @@ class Live:
 
 @pytest.fixture
 def live(key: rsa.RSAPrivateKey) -> Iterator[Live]:
-    tracker = CallTracker(new_statistics(), forward_grace=10, expire_after=3600)
-    registry = create_registry(tracker, process_metrics=False)
     guard = Guard(
         max_body_bytes=LIMIT,
         signature_key=key.public_key(),
         allowed_networks=parse_networks("198.51.100.0/24,::1/128"),
         trusted_proxies=parse_networks("127.0.0.1/32"),
     )
-    app = create_app(tracker, registry, guard=guard)
-    server = Server(app, "127.0.0.1", 0, 2, max_body_bytes=LIMIT, read_timeout=1)
+    parts = build(guard=guard)
+    tracker, registry = parts.tracker, parts.registry
+    server = Server(parts.app, "127.0.0.1", 0, 2, max_body_bytes=LIMIT, read_timeout=1)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield Live(f"http://127.0.0.1:{server.port}/webhook", server.port, tracker, registry, key)
@@ -345,10 +339,9 @@ def test_ipv6_client_on_an_ipv6_socket(key: rsa.RSAPrivateKey) -> None:
             probe.bind(("::1", 0))
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    tracker = CallTracker(new_statistics(), forward_grace=10, expire_after=3600)
     guard = Guard(signature_key=key.public_key(), allowed_networks=parse_networks("::1/128"))
-    app = create_app(tracker, create_registry(tracker, process_metrics=False), guard=guard)
-    server = Server(app, "::1", 0, 2)
+    parts = build(guard=guard)
+    server = Server(parts.app, "::1", 0, 2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -357,7 +350,7 @@ def test_ipv6_client_on_an_ipv6_socket(key: rsa.RSAPrivateKey) -> None:
             f"http://[::1]:{server.port}/webhook", body, {"X-Sipgate-Signature": sign(key, body)}
         )
         assert reply.status == 200
-        assert tracker.stats.calls_started[("in", "other")] == 1
+        assert parts.tracker.stats.calls_started[("in", "other")] == 1
     finally:
         server.stop()
         thread.join(timeout=15)
@@ -440,10 +433,9 @@ def test_health_and_metrics_stay_on_the_main_address_by_default(live: Live) -> N
 
 @pytest.fixture
 def split() -> Iterator[tuple[str, str]]:
-    tracker = CallTracker(new_statistics(), forward_grace=10, expire_after=3600)
-    registry = create_registry(tracker, process_metrics=False)
-    main = Server(create_app(tracker, registry, serve_metrics=False), "127.0.0.1", 0, 2)
-    metrics = Server(create_metrics_app(registry), "127.0.0.1", 0, 1)
+    parts = build(serve_metrics=False)
+    main = Server(parts.app, "127.0.0.1", 0, 2)
+    metrics = Server(parts.metrics_app, "127.0.0.1", 0, 1)
     group = ServerGroup([main, metrics])
     thread = threading.Thread(target=group.run, daemon=True)
     thread.start()

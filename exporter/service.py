@@ -1,0 +1,223 @@
+"""The running exporter: its parts built from a Config, wired together and served until stopped."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from exporter.call_log import log_calls_ended
+from exporter.config.flags import Config
+from exporter.config.reload import ConfigReloader
+from exporter.domain.events import Limits
+from exporter.domain.tracker import CallTracker
+from exporter.errors import ConfigFileError, ExporterError, StateError
+from exporter.metrics import create_registry, new_relay_stats, new_requests, new_statistics
+from exporter.recorder import Recorder
+from exporter.relay.relay import Relay, RelaySettings
+from exporter.relay.replies import RelayReplies
+from exporter.storage.sqlite import SqliteStore
+from exporter.storage.store import MemoryStore, Store
+from exporter.web.app import create_app, create_metrics_app
+from exporter.web.guard import Guard, basic_auth_token, sipgate_public_key
+from exporter.web.server import Server, ServerGroup, Sweeper, stop_on_signals
+from exporter.web.webhook import Webhook
+
+log = logging.getLogger(__name__)
+
+
+def build_guard(config: Config) -> Guard:
+    """The webhook checks the configuration asks for, prepared once."""
+    key = (config.signature_key or sipgate_public_key()) if config.verify_signature else None
+    token = None
+    if config.basic_auth_user is not None and config.basic_auth_password is not None:
+        token = basic_auth_token(config.basic_auth_user, config.basic_auth_password)
+    return Guard(config.max_body_bytes, key, token, config.allowed_networks, config.trusted_proxies)
+
+
+def build_relay(config: Config) -> Relay | None:
+    """The relay to the upstream application, or None when relay mode is off."""
+    upstreams = {
+        direction: url
+        for direction, url in (
+            ("in", config.relay_upstream_url_in or config.relay_upstream_url),
+            ("out", config.relay_upstream_url_out or config.relay_upstream_url),
+        )
+        if url is not None
+    }
+    if not upstreams:
+        return None
+    settings = RelaySettings(
+        upstreams,
+        timeout=config.relay_timeout,
+        retries=config.relay_retries,
+        max_calls=config.max_open_calls,
+        expire_after=config.expire_after,
+    )
+    return Relay(settings, new_relay_stats())
+
+
+def open_store(config: Config) -> Store:
+    """The store of `--state.path`, or one that keeps nothing; raise StateError."""
+    if config.state_path is None:
+        log.warning("--state.path is empty: statistics start from zero at every restart")
+        return MemoryStore()
+    return SqliteStore(
+        config.state_path, config.state_sync, config.state_reset, config.snapshot_interval
+    )
+
+
+def build_server(
+    config: Config,
+    recorder: Recorder,
+    relay: Relay | None = None,
+    reloader: ConfigReloader | None = None,
+) -> tuple[ServerGroup, Sweeper]:
+    """The HTTP servers (webhook, and metrics if separate) and the background sweeper."""
+    registry = create_registry(recorder.tracker, recorder.requests, relay=relay, reloader=reloader)
+    separate = config.metrics_address is not None
+    webhook = Webhook(
+        recorder,
+        build_guard(config),
+        Limits(config.max_fields, config.max_users),
+        RelayReplies(relay) if relay is not None else None,
+        config.public_url,
+    )
+    reload = _reload_endpoint(reloader) if config.enable_lifecycle else None
+    app = create_app(webhook, None if separate else registry, reload=reload)
+    limits: dict[str, Any] = {
+        "max_body_bytes": config.max_body_bytes,
+        "read_timeout": config.read_timeout,
+    }
+    serves = "the webhook" if separate else "the webhook and /metrics"
+    servers = [_listen(app, config.listen_host, config.listen_port, config.threads, serves, limits)]
+    if config.metrics_address is not None:
+        host, port = config.metrics_address
+        servers.append(_listen(create_metrics_app(registry), host, port, 2, "/metrics", limits))
+
+    def sweep() -> None:
+        log_calls_ended(recorder.sweep(time.time()))
+        recorder.maintain()
+        if relay is not None:
+            relay.sweep()
+        if reloader is not None:
+            reloader.reload_if_requested()
+
+    return ServerGroup(servers), Sweeper(sweep)
+
+
+class ListenError(ExporterError):
+    """A server cannot listen on its address; the message says why and what to do."""
+
+    def __init__(self, address: str, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot listen on {address}: {reason}{_listen_hint(error)}")
+
+
+def serve(config: Config) -> int:
+    """Build the exporter, restore its state, serve until SIGTERM or SIGINT; the exit status."""
+    tracker = CallTracker(
+        new_statistics(), config.forward_grace, config.expire_after, config.max_open_calls
+    )
+    try:
+        # Before the state is replayed, so that replayed calls get their lines.
+        reloader = _open_config_file(config, tracker)
+    except ConfigFileError as error:
+        log.error("%s", error)
+        return 2
+    try:
+        recorder = _restore(config, tracker)
+    except StateError as error:
+        log.error("%s", error)
+        return 1
+    relay = build_relay(config)
+    try:
+        server, sweeper = build_server(config, recorder, relay, reloader)
+    except ListenError as error:
+        log.error("%s", error)
+        recorder.close()
+        return 1
+    stop_on_signals(server.stop_soon)
+    sweeper.start()
+    if relay is not None:
+        log.info("relay mode: events are passed on to %s", _relay_hosts(relay))
+        relay.start()
+    try:
+        server.run()
+    finally:
+        sweeper.stop()
+        if relay is not None:
+            relay.stop()
+        recorder.close()
+    log.info("stopped")
+    return 0
+
+
+def _restore(config: Config, tracker: CallTracker) -> Recorder:
+    started = time.monotonic()
+    store = open_store(config)
+    recorder = Recorder(tracker, new_requests(), store)
+    try:
+        replayed = recorder.restore()
+    except BaseException:
+        store.close()
+        raise
+    if config.state_path is not None:
+        log.info(
+            "state %s: %d calls in progress, %d journal records replayed, in %.2fs",
+            config.state_path,
+            tracker.open_calls,
+            replayed,
+            time.monotonic() - started,
+        )
+    return recorder
+
+
+def _open_config_file(config: Config, tracker: CallTracker) -> ConfigReloader | None:
+    """Apply --config.file and reload it on SIGHUP; raise ConfigFileError."""
+    if config.config_file is None:
+        return None
+    reloader = ConfigReloader(config.config_file, tracker.configure_labels)
+    reloader.load()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reloader.requested = True  # the sweeper reloads within a second
+
+    signal.signal(signal.SIGHUP, on_hangup)
+    return reloader
+
+
+def _reload_endpoint(reloader: ConfigReloader | None) -> Callable[[], tuple[bool, str]]:
+    def reload() -> tuple[bool, str]:
+        if reloader is None:
+            return False, "no --config.file to reload"
+        return reloader.reload()
+
+    return reload
+
+
+def _listen(
+    app: Any, host: str, port: int, threads: int, serves: str, limits: dict[str, Any]
+) -> Server:
+    try:
+        return Server(app, host, port, threads, serves=serves, **limits)
+    except OSError as error:
+        raise ListenError(f"{host}:{port}", error) from error
+
+
+def _relay_hosts(relay: Relay) -> str:
+    # Host names only: an upstream URL may carry credentials.
+    hosts = {d: urlsplit(url).hostname for d, url in relay.settings.upstreams.items()}
+    return ", ".join(f"{host} ({direction})" for direction, host in sorted(hosts.items()))
+
+
+def _listen_hint(error: OSError) -> str:
+    if error.errno == 98:  # EADDRINUSE
+        return " (another program uses this port: stop it or pick another address)"
+    if error.errno == 13:  # EACCES
+        return " (ports below 1024 need privileges: use a higher port behind a reverse proxy)"
+    return ""

@@ -1,0 +1,125 @@
+"""Play planned calls to an exporter on their schedule and tally what was sent."""
+
+from __future__ import annotations
+
+import heapq
+import http.client
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from exporter.simulate.sender import Sender
+from exporter.simulate.traffic import PlannedCall, PlannedEvent, TrafficPlanner
+
+
+@dataclass
+class Tally:
+    """What was sent: calls by (direction, outcome) once all their events went out."""
+
+    calls: Counter[tuple[str, str]] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    started: int = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Calls started whose last event is not sent yet."""
+        return self.started - sum(self.calls.values())
+
+    def progress_line(self, elapsed: float) -> str:
+        """A one-line progress report."""
+        return (
+            f"[{elapsed:6.1f}s] calls started {self.started}, completed {sum(self.calls.values())}"
+            f", events sent {sum(self.events.values())}, errors {sum(self.errors.values())}"
+        )
+
+    def summary(self) -> str:
+        """The table printed at the end, to compare with the dashboard."""
+        lines = ["direction  outcome     calls"]
+        lines += [
+            f"{direction:<10} {outcome:<11} {count:>5}"
+            for (direction, outcome), count in sorted(self.calls.items())
+        ]
+        lines.append(f"total                  {sum(self.calls.values()):>5}")
+        if self.in_flight:
+            lines.append(f"interrupted before their last event: {self.in_flight} calls")
+        events = ", ".join(f"{name} {count}" for name, count in sorted(self.events.items()))
+        lines.append(f"events sent: {events or 'none'}")
+        errors = ", ".join(f"{name} {count}" for name, count in sorted(self.errors.items()))
+        lines.append(f"errors: {errors or 'none'}")
+        return "\n".join(lines)
+
+
+@dataclass(order=True)
+class _Pending:
+    at: float
+    serial: int
+    event: PlannedEvent = field(compare=False)
+    call: PlannedCall = field(compare=False)
+    last: bool = field(compare=False)
+
+
+def play(
+    planner: TrafficPlanner,
+    sender: Sender,
+    speed: float,
+    max_calls: int | None = None,
+    duration: float | None = None,
+    progress: TextIO | None = None,
+    progress_interval: float = 10.0,
+) -> Tally:
+    """Send planned calls in real time divided by `speed` until a bound or an interrupt."""
+    tally = Tally()
+    heap: list[_Pending] = []
+    serial = 0
+    calls = iter(planner)
+    upcoming: PlannedCall | None = next(calls)
+    started = time.monotonic()
+    next_progress = started + progress_interval
+    try:
+        while True:
+            while upcoming is not None and (not heap or upcoming.events[0].at <= heap[0].at):
+                out_of_time = duration is not None and upcoming.events[0].at / speed > duration
+                if out_of_time or (max_calls is not None and tally.started >= max_calls):
+                    upcoming = None
+                    break
+                tally.started += 1
+                for index, event in enumerate(upcoming.events):
+                    serial += 1
+                    last = index == len(upcoming.events) - 1
+                    heapq.heappush(heap, _Pending(event.at, serial, event, upcoming, last))
+                upcoming = next(calls)
+            if not heap:
+                break
+            pending = heapq.heappop(heap)
+            due = started + pending.at / speed
+            while (now := time.monotonic()) < due or now >= next_progress:
+                if now >= next_progress:
+                    if progress is not None:
+                        print(tally.progress_line(now - started), file=progress, flush=True)
+                    next_progress += progress_interval
+                else:
+                    time.sleep(min(due, next_progress) - now)
+            _send(sender, pending, tally)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sender.close()
+    return tally
+
+
+def _send(sender: Sender, pending: _Pending, tally: Tally) -> None:
+    event = pending.event
+    try:
+        status, reply = sender.post(event.body)
+    except (OSError, http.client.HTTPException):
+        tally.errors["connection"] += 1
+        return
+    tally.events[event.name] += 1
+    if status != 200:
+        tally.errors[f"http_{status}"] += 1
+    elif event.name == "newCall" and b"onHangup=" not in reply:
+        tally.errors["no_subscription"] += 1
+    if pending.last:
+        tally.calls[(pending.call.direction, pending.call.outcome)] += 1

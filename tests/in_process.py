@@ -1,0 +1,65 @@
+"""An exporter's parts wired in one process, as exporter/service.py wires them, for tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import bottle
+from prometheus_client import CollectorRegistry
+
+from exporter.domain.events import DEFAULT_LIMITS, Limits
+from exporter.domain.tracker import CallTracker
+from exporter.metrics import create_registry, new_requests, new_statistics
+from exporter.recorder import Recorder
+from exporter.relay.relay import Relay
+from exporter.relay.replies import RelayReplies
+from exporter.storage.store import MemoryStore, Store
+from exporter.web.app import Reload, create_app, create_metrics_app
+from exporter.web.guard import Guard
+from exporter.web.webhook import Webhook
+
+
+@dataclass
+class InProcess:
+    """The parts of one exporter: its tracker, recorder, registry and Bottle apps."""
+
+    tracker: CallTracker
+    recorder: Recorder
+    registry: CollectorRegistry
+    app: bottle.Bottle
+    metrics_app: bottle.Bottle
+
+
+def new_tracker(
+    forward_grace: float = 10.0, expire_after: float = 3600.0, max_open: int | None = None
+) -> CallTracker:
+    """A tracker with the exporter's buckets."""
+    return CallTracker(new_statistics(), forward_grace, expire_after, max_open)
+
+
+def build(
+    tracker: CallTracker | None = None,
+    *,
+    store: Store | None = None,
+    guard: Guard | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    public_url: str | None = None,
+    clock: Callable[[], float] = time.time,
+    ready: Callable[[], bool] = lambda: True,
+    relay: Relay | None = None,
+    serve_metrics: bool = True,
+    reload: Reload | None = None,
+    process_metrics: bool = False,
+) -> InProcess:
+    """Wire an exporter around `tracker` (a new one by default), keeping nothing by default."""
+    tracker = tracker or new_tracker()
+    recorder = Recorder(tracker, new_requests(), store or MemoryStore(), clock)
+    registry = create_registry(
+        tracker, recorder.requests, relay=relay, process_metrics=process_metrics
+    )
+    replies = RelayReplies(relay) if relay is not None else None
+    webhook = Webhook(recorder, guard, limits, replies, public_url, clock)
+    app = create_app(webhook, registry if serve_metrics else None, ready, reload)
+    return InProcess(tracker, recorder, registry, app, create_metrics_app(registry, ready))

@@ -1,0 +1,113 @@
+"""`sipgate-exporter simulate`: its flags, signing and basic auth end to end, its exit status."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from exporter.config.flags import parse_command
+from exporter.domain.tracker import CallTracker
+from exporter.simulate.command import build_parser, main, profile_from
+from exporter.web.guard import Guard, basic_auth_token
+from exporter.web.server import Server
+from tests.in_process import build, new_tracker
+
+GRACE = 10.0
+EXPIRE = 4 * 3600.0
+
+
+def test_flags_build_the_profile() -> None:
+    args = build_parser().parse_args(["--rate", "12", "--answer-probability", "0.5"])
+    profile = profile_from(args)
+    assert profile.calls_per_minute == 12
+    assert profile.answer_probability == 0.5
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--answer-probability", "1.5"])
+
+
+@pytest.fixture
+def guarded_url() -> Iterator[tuple[str, rsa.RSAPrivateKey, CallTracker]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tracker = new_tracker(forward_grace=GRACE, expire_after=EXPIRE)
+    guard = Guard(signature_key=key.public_key(), basic_auth=basic_auth_token("sim", "p@ss"))
+    server = Server(build(tracker, guard=guard).app, "127.0.0.1", 0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.port}/webhook", key, tracker
+    server.stop()
+    thread.join(timeout=15)
+
+
+def test_signed_run_with_basic_auth_in_the_target_is_accepted(
+    guarded_url: tuple[str, rsa.RSAPrivateKey, CallTracker],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    address, key, tracker = guarded_url
+    key_file = tmp_path / "sign.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    flags = ["--rate", "6000", "--speed", "1000", "--calls", "20", "--seed", "4"]
+    target = f"http://sim:p%40ss@{address}"
+    assert main(["--target", target, "--sign-key", str(key_file), *flags]) == 0
+    assert sum(tracker.stats.calls_started.values()) == 20
+    captured = capsys.readouterr()
+    assert "errors: none" in captured.out
+    assert "p%40ss" not in captured.err
+
+    assert main(["--target", target, *flags]) == 1  # unsigned
+    assert "http_403" in capsys.readouterr().out
+    assert main(["--target", f"http://{address}", "--sign-key", str(key_file), *flags]) == 1
+    assert "http_401" in capsys.readouterr().out
+    assert sum(tracker.stats.calls_started.values()) == 20
+
+
+@pytest.mark.parametrize("content", [b"", b"-----BEGIN PUBLIC KEY-----\n"], ids=["empty", "public"])
+def test_bad_sign_key_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes
+) -> None:
+    key_file = tmp_path / "sign.pem"
+    key_file.write_bytes(content)
+    assert main(["--sign-key", str(key_file), "--calls", "1"]) == 2
+    assert "is not an unencrypted PEM private key" in capsys.readouterr().err
+    assert main(["--sign-key", str(tmp_path / "missing.pem"), "--calls", "1"]) == 2
+    assert "cannot read key file" in capsys.readouterr().err
+
+
+def test_the_subcommand_runs_the_simulator(
+    exporter_url: tuple[str, CallTracker], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, tracker = exporter_url
+    flags = ["--target", url, "--rate", "6000", "--speed", "1000", "--calls", "5"]
+    command = parse_command(["simulate", *flags], {})
+    assert callable(command)
+    assert command() == 0
+    assert sum(tracker.stats.calls_started.values()) == 5
+    assert "total                      5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--rate", "0"], ["--calls", "x"], ["--no-such-flag"]],
+    ids=["help", "bad-value", "bad-type", "unknown"],
+)
+def test_the_subcommand_answers_as_the_standalone_parser(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as standalone:
+        build_parser().parse_args(argv)
+    expected = capsys.readouterr()
+    with pytest.raises(SystemExit) as subcommand:
+        parse_command(["simulate", *argv], {})
+    assert subcommand.value.code == standalone.value.code
+    assert capsys.readouterr() == expected
