@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from exporter import __version__
+from exporter.config.command_line import parse_command
 from exporter.config.file import load_label_config
-from exporter.config.flags import Config, parse_command
+from exporter.config.flags import Config
 from exporter.errors import ConfigError, ConfigFileError
 from exporter.logs import setup_logging
 from exporter.service import serve

@@ -1,18 +1,15 @@
-"""The exporter's configuration: Prometheus-style flags, each with an environment variable."""
+"""The exporter's settings and its Prometheus-style flags, each with an environment variable."""
 
 from __future__ import annotations
 
-import argparse
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from exporter import __version__
 from exporter.config.values import (
     one_of,
     parse_bool,
@@ -30,30 +27,7 @@ from exporter.config.values import (
     read_secret,
 )
 from exporter.domain.events import DEFAULT_LIMITS
-from exporter.errors import ConfigError
-from exporter.simulate import command as simulate
 from exporter.web.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, read_public_key
-
-# The parse_* names below live in exporter.config.values; others still import them from here.
-__all__ = [
-    "DEFAULT_STATE_PATH",
-    "ENV_PREFIX",
-    "FLAGS",
-    "LOG_FORMATS",
-    "LOG_LEVELS",
-    "PASSWORD_ENV",
-    "STATE_SYNC_MODES",
-    "Config",
-    "build_parser",
-    "parse_bool",
-    "parse_command",
-    "parse_config",
-    "parse_duration",
-    "parse_listen_address",
-    "parse_public_url",
-    "parse_size",
-    "parse_upstream_url",
-]
 
 ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
 LOG_LEVELS: Final = ("debug", "info", "warn", "error")
@@ -104,7 +78,9 @@ class Config:
 
 
 @dataclass(frozen=True, slots=True)
-class _Flag:
+class Flag:
+    """One flag: its name, the Config field it sets, how its text is parsed, its default."""
+
     name: str
     field: str
     parse: Callable[[str], Any]
@@ -119,14 +95,14 @@ class _Flag:
 
 
 FLAGS: Final = (
-    _Flag(
+    Flag(
         "web.listen-address",
         "listen",
         parse_listen_address,
         ":9850",
         "address to serve the webhook, landing page and /metrics on",
     ),
-    _Flag(
+    Flag(
         "web.metrics-address",
         "metrics_address",
         parse_listen_address,
@@ -135,17 +111,17 @@ FLAGS: Final = (
         "the main address then has no /metrics",
         shown_default="none, /metrics on the main address",
     ),
-    _Flag(
+    Flag(
         "web.threads", "threads", parse_positive_int, "4", "worker threads answering HTTP requests"
     ),
-    _Flag(
+    Flag(
         "web.read-timeout",
         "read_timeout",
         parse_timeout,
         "10s",
         "close a connection that sent nothing for this long, idle or in the middle of a request",
     ),
-    _Flag(
+    Flag(
         "web.trusted-proxies",
         "trusted_proxies",
         parse_networks,
@@ -153,7 +129,7 @@ FLAGS: Final = (
         "comma-separated networks of reverse proxies whose X-Forwarded-For is believed",
         shown_default="none",
     ),
-    _Flag(
+    Flag(
         "webhook.public-url",
         "public_url",
         parse_public_url,
@@ -163,14 +139,14 @@ FLAGS: Final = (
         "as in https://user:pass@host/webhook, so that answer and hangup events carry them too",
         env_name=ENV_PREFIX + "PUBLIC_URL",
     ),
-    _Flag(
+    Flag(
         "webhook.verify-signature",
         "verify_signature",
         parse_bool,
         "true",
         "refuse webhook requests without a valid X-Sipgate-Signature with 403",
     ),
-    _Flag(
+    Flag(
         "webhook.signature-key",
         "signature_key",
         read_public_key,
@@ -178,7 +154,7 @@ FLAGS: Final = (
         "PEM file of the RSA public key that signs webhook requests",
         shown_default="sipgate's key, bundled",
     ),
-    _Flag(
+    Flag(
         "webhook.basic-auth-user",
         "basic_auth_user",
         parse_user_name,
@@ -186,7 +162,7 @@ FLAGS: Final = (
         "require HTTP basic auth with this user name on the webhook, 401 otherwise",
         shown_default="none",
     ),
-    _Flag(
+    Flag(
         "webhook.basic-auth-password-file",
         "basic_auth_password",
         read_secret,
@@ -194,7 +170,7 @@ FLAGS: Final = (
         f"file holding the basic auth password; or set {PASSWORD_ENV}",
         shown_default="none",
     ),
-    _Flag(
+    Flag(
         "webhook.allowed-networks",
         "allowed_networks",
         parse_networks,
@@ -203,56 +179,56 @@ FLAGS: Final = (
         "e.g. sipgate's 217.116.118.254/32,212.9.46.32/32",
         shown_default="any",
     ),
-    _Flag(
+    Flag(
         "webhook.max-body-bytes",
         "max_body_bytes",
         parse_size,
         "16KiB",
         "largest webhook body accepted, 413 otherwise",
     ),
-    _Flag(
+    Flag(
         "webhook.max-fields",
         "max_fields",
         parse_positive_int,
         str(DEFAULT_LIMITS.max_fields),
         "most form fields in a webhook body, 400 otherwise",
     ),
-    _Flag(
+    Flag(
         "webhook.max-users",
         "max_users",
         parse_positive_int,
         str(DEFAULT_LIMITS.max_users),
         "most user[] values in a newCall, 400 otherwise",
     ),
-    _Flag(
+    Flag(
         "calls.forward-grace",
         "forward_grace",
         parse_duration,
         "10s",
         "how long a call whose last leg ended 'forwarded' waits for its next leg",
     ),
-    _Flag(
+    Flag(
         "calls.expire-after",
         "expire_after",
         parse_duration,
         "4h",
         "end a call as 'expired' when none of its events arrived for this long",
     ),
-    _Flag(
+    Flag(
         "log.level",
         "log_level",
         one_of(LOG_LEVELS),
         "info",
         "least severe log level to print: " + ", ".join(LOG_LEVELS),
     ),
-    _Flag(
+    Flag(
         "log.format",
         "log_format",
         one_of(LOG_FORMATS),
         "text",
         "log line format: " + ", ".join(LOG_FORMATS),
     ),
-    _Flag(
+    Flag(
         "calls.max-open",
         "max_open_calls",
         parse_positive_int,
@@ -260,7 +236,7 @@ FLAGS: Final = (
         "most calls kept in progress; past it the oldest call ends as 'expired' and "
         "sipgate_calls_evicted_total counts it",
     ),
-    _Flag(
+    Flag(
         "config.file",
         "config_file",
         parse_optional_path,
@@ -268,21 +244,21 @@ FLAGS: Final = (
         "YAML file naming lines, teams and per-user statistics; reloaded on SIGHUP",
         shown_default="none",
     ),
-    _Flag(
+    Flag(
         "check-config",
         "check_config",
         parse_bool,
         "false",
         "check the flags and the configuration file, then exit (0 if fine)",
     ),
-    _Flag(
+    Flag(
         "web.enable-lifecycle",
         "enable_lifecycle",
         parse_bool,
         "false",
         "accept POST /-/reload to reload the configuration file",
     ),
-    _Flag(
+    Flag(
         "state.path",
         "state_path",
         parse_optional_path,
@@ -290,14 +266,14 @@ FLAGS: Final = (
         "SQLite file that keeps statistics and calls in progress across restarts; "
         "empty turns persistence off",
     ),
-    _Flag(
+    Flag(
         "state.snapshot-interval",
         "snapshot_interval",
         parse_timeout,
         "30s",
         "how often the whole state is written, replacing the journal of events before it",
     ),
-    _Flag(
+    Flag(
         "state.sync",
         "state_sync",
         one_of(STATE_SYNC_MODES),
@@ -305,14 +281,14 @@ FLAGS: Final = (
         "normal: every acknowledged event survives a crash of the exporter; "
         "full: also a crash of the machine, at the cost of a disk flush per event",
     ),
-    _Flag(
+    Flag(
         "state.reset",
         "state_reset",
         parse_bool,
         "false",
         "move an existing state file aside (renamed *.old) and start with empty statistics",
     ),
-    _Flag(
+    Flag(
         "relay.upstream-url",
         "relay_upstream_url",
         parse_upstream_url,
@@ -321,7 +297,7 @@ FLAGS: Final = (
         "used to call) and hand its XML replies to sipgate",
         shown_default="none, relay off",
     ),
-    _Flag(
+    Flag(
         "relay.upstream-url-in",
         "relay_upstream_url_in",
         parse_upstream_url,
@@ -329,7 +305,7 @@ FLAGS: Final = (
         "upstream URL for incoming calls only, instead of --relay.upstream-url",
         shown_default="--relay.upstream-url",
     ),
-    _Flag(
+    Flag(
         "relay.upstream-url-out",
         "relay_upstream_url_out",
         parse_upstream_url,
@@ -337,7 +313,7 @@ FLAGS: Final = (
         "upstream URL for outgoing calls only, instead of --relay.upstream-url",
         shown_default="--relay.upstream-url",
     ),
-    _Flag(
+    Flag(
         "relay.timeout",
         "relay_timeout",
         parse_relay_timeout,
@@ -345,7 +321,7 @@ FLAGS: Final = (
         "deadline for one request to the upstream; past it sipgate gets the exporter's own "
         "reply to newCall or dtmf",
     ),
-    _Flag(
+    Flag(
         "relay.retries",
         "relay_retries",
         parse_retries,
@@ -353,112 +329,3 @@ FLAGS: Final = (
         "how often a failed answer or hangup is tried again in the background",
     ),
 )
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(message)
-
-
-class _CommandParser(argparse.ArgumentParser):
-    """A subcommand's parser: it reports unknown flags itself, with its own usage."""
-
-    # argparse hands a subcommand's unknown flags to the main parser, whose message would
-    # name no subcommand and show no usage; `simulate` has always answered them itself.
-    def parse_known_args(
-        self, args: Iterable[str] | None = None, namespace: Any = None
-    ) -> tuple[Any, list[str]]:
-        parsed, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed, extras
-
-
-def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
-    """The argument parser, with each flag's default and environment variable in its help."""
-    parser = _Parser(
-        prog=prog,
-        description="Prometheus exporter for sipgate.io call statistics. Point sipgate.io's "
-        "webhook URLs at /webhook and let Prometheus scrape /metrics.",
-        # argparse matches abbreviations against a subcommand's flags too, so that
-        # `simulate --calls` would be ambiguous with --calls.forward-grace.
-        allow_abbrev=False,
-    )
-    for flag in FLAGS:
-        shown = flag.shown_default or (repr(flag.default) if flag.default == "" else flag.default)
-        # A boolean flag alone means true, as in `--state.reset`.
-        boolean: dict[str, Any] = (
-            {"nargs": "?", "const": "true"} if flag.parse is parse_bool else {}
-        )
-        parser.add_argument(
-            f"--{flag.name}",
-            dest=flag.field,
-            metavar=flag.name.split(".")[-1].upper(),
-            help=f"{flag.help} (default: {shown}; env {flag.env})",
-            **boolean,
-        )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(
-        title="commands",
-        description=f"without one, the exporter serves; `{prog} COMMAND --help` shows its flags",
-        dest="command",
-        parser_class=_CommandParser,
-    )
-    simulate.add_parser(commands)
-    return parser
-
-
-def parse_command(argv: Sequence[str], environ: Mapping[str, str]) -> Config | Callable[[], int]:
-    """The Config to serve with, or the subcommand argv names, ready to run; raise ConfigError."""
-    namespace = build_parser().parse_args(list(argv))
-    if namespace.command is None:
-        return _config_from(namespace, environ)
-    given = [f"--{flag.name}" for flag in FLAGS if getattr(namespace, flag.field) is not None]
-    if given:
-        raise ConfigError(f"{given[0]} does not apply to {namespace.command}")
-    run: Callable[[argparse.Namespace], int] = namespace.run
-    return partial(run, namespace)
-
-
-def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
-    """Build the Config from flags, then environment, then defaults; raise ConfigError."""
-    command = parse_command(argv, environ)
-    if not isinstance(command, Config):
-        raise ConfigError("expected the exporter's flags, not a subcommand")
-    return command
-
-
-def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Config:
-    values: dict[str, Any] = {}
-    for flag in FLAGS:
-        given = getattr(namespace, flag.field)
-        source, text = (f"--{flag.name}", given) if given is not None else (flag.env, None)
-        if text is None:
-            text = environ.get(flag.env, flag.default)
-        if text == "" and flag.default == "":
-            continue
-        try:
-            values[flag.field] = flag.parse(text)
-        except ValueError as error:
-            raise ConfigError(f"{source}: {error}") from None
-    _check_security(values, environ)
-    host, port = values.pop("listen")
-    return Config(listen_host=host, listen_port=port, **values)
-
-
-def _check_security(values: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Take the password from the environment; refuse settings that cannot work together."""
-    if environ.get(PASSWORD_ENV):
-        if "basic_auth_password" in values:
-            raise ConfigError(f"--webhook.basic-auth-password-file and {PASSWORD_ENV}: set one")
-        values["basic_auth_password"] = environ[PASSWORD_ENV]
-    has_user, has_password = "basic_auth_user" in values, "basic_auth_password" in values
-    if has_user and not has_password:
-        raise ConfigError(
-            "--webhook.basic-auth-user needs a password: "
-            f"--webhook.basic-auth-password-file or {PASSWORD_ENV}"
-        )
-    if has_password and not has_user:
-        raise ConfigError("a basic auth password needs --webhook.basic-auth-user")
-    if values.get("metrics_address") == values["listen"]:
-        raise ConfigError("--web.metrics-address must differ from --web.listen-address")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import flags, values
-from exporter.config.flags import FLAGS, Config, build_parser, parse_command, parse_config
+from exporter.config.command_line import build_parser, parse_command, parse_config
+from exporter.config.flags import FLAGS, Config
 from exporter.errors import ConfigError
 
 
@@ -71,22 +71,6 @@ def test_help_names_every_flag_default_and_environment_variable() -> None:
         assert flag.env in " ".join(text.split())
     assert "default: 10s" in text
     assert "default: :9850" in text
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "parse_bool",
-        "parse_duration",
-        "parse_listen_address",
-        "parse_public_url",
-        "parse_size",
-        "parse_upstream_url",
-    ],
-)
-def test_moved_parsers_are_still_importable_from_flags(name: str) -> None:
-    assert name in flags.__all__
-    assert getattr(flags, name) is getattr(values, name)
 
 
 def test_no_subcommand_serves() -> None:

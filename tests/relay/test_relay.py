@@ -14,10 +14,8 @@ from urllib.parse import parse_qs
 import pytest
 from prometheus_client.samples import Sample
 
-from exporter.config.flags import (
-    Config,
-    parse_config,
-)
+from exporter.config.command_line import parse_config
+from exporter.config.flags import Config
 from exporter.domain.events import NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.errors import ConfigError, InvalidReplyError

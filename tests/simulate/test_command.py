@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from exporter.config.flags import parse_command
+from exporter.config.command_line import parse_command
 from exporter.domain.tracker import CallTracker
 from exporter.simulate.command import build_parser, main, profile_from
 from exporter.web.guard import Guard, basic_auth_token

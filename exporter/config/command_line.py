@@ -1,0 +1,123 @@
+"""The command line: flags, then environment, then defaults, into a Config; or a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, NoReturn
+
+from exporter import __version__
+from exporter.config.flags import FLAGS, PASSWORD_ENV, Config
+from exporter.config.values import parse_bool
+from exporter.errors import ConfigError
+from exporter.simulate import command as simulate
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: it reports unknown flags itself, with its own usage."""
+
+    # argparse hands a subcommand's unknown flags to the main parser, whose message would
+    # name no subcommand and show no usage; `simulate` has always answered them itself.
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
+    """The argument parser, with each flag's default and environment variable in its help."""
+    parser = _Parser(
+        prog=prog,
+        description="Prometheus exporter for sipgate.io call statistics. Point sipgate.io's "
+        "webhook URLs at /webhook and let Prometheus scrape /metrics.",
+        # argparse matches abbreviations against a subcommand's flags too, so that
+        # `simulate --calls` would be ambiguous with --calls.forward-grace.
+        allow_abbrev=False,
+    )
+    for flag in FLAGS:
+        shown = flag.shown_default or (repr(flag.default) if flag.default == "" else flag.default)
+        # A boolean flag alone means true, as in `--state.reset`.
+        boolean: dict[str, Any] = (
+            {"nargs": "?", "const": "true"} if flag.parse is parse_bool else {}
+        )
+        parser.add_argument(
+            f"--{flag.name}",
+            dest=flag.field,
+            metavar=flag.name.split(".")[-1].upper(),
+            help=f"{flag.help} (default: {shown}; env {flag.env})",
+            **boolean,
+        )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        title="commands",
+        description=f"without one, the exporter serves; `{prog} COMMAND --help` shows its flags",
+        dest="command",
+        parser_class=_CommandParser,
+    )
+    simulate.add_parser(commands)
+    return parser
+
+
+def parse_command(argv: Sequence[str], environ: Mapping[str, str]) -> Config | Callable[[], int]:
+    """The Config to serve with, or the subcommand argv names, ready to run; raise ConfigError."""
+    namespace = build_parser().parse_args(list(argv))
+    if namespace.command is None:
+        return _config_from(namespace, environ)
+    given = [f"--{flag.name}" for flag in FLAGS if getattr(namespace, flag.field) is not None]
+    if given:
+        raise ConfigError(f"{given[0]} does not apply to {namespace.command}")
+    run: Callable[[argparse.Namespace], int] = namespace.run
+    return partial(run, namespace)
+
+
+def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Build the Config from flags, then environment, then defaults; raise ConfigError."""
+    command = parse_command(argv, environ)
+    if not isinstance(command, Config):
+        raise ConfigError("expected the exporter's flags, not a subcommand")
+    return command
+
+
+def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        given = getattr(namespace, flag.field)
+        source, text = (f"--{flag.name}", given) if given is not None else (flag.env, None)
+        if text is None:
+            text = environ.get(flag.env, flag.default)
+        if text == "" and flag.default == "":
+            continue
+        try:
+            values[flag.field] = flag.parse(text)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from None
+    _check_security(values, environ)
+    host, port = values.pop("listen")
+    return Config(listen_host=host, listen_port=port, **values)
+
+
+def _check_security(values: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Take the password from the environment; refuse settings that cannot work together."""
+    if environ.get(PASSWORD_ENV):
+        if "basic_auth_password" in values:
+            raise ConfigError(f"--webhook.basic-auth-password-file and {PASSWORD_ENV}: set one")
+        values["basic_auth_password"] = environ[PASSWORD_ENV]
+    has_user, has_password = "basic_auth_user" in values, "basic_auth_password" in values
+    if has_user and not has_password:
+        raise ConfigError(
+            "--webhook.basic-auth-user needs a password: "
+            f"--webhook.basic-auth-password-file or {PASSWORD_ENV}"
+        )
+    if has_password and not has_user:
+        raise ConfigError("a basic auth password needs --webhook.basic-auth-user")
+    if values.get("metrics_address") == values["listen"]:
+        raise ConfigError("--web.metrics-address must differ from --web.listen-address")
