@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import product
 from typing import Any, Final
 
@@ -145,175 +145,166 @@ def new_relay_stats() -> RelayStats:
     return RelayStats(RELAY_BUCKETS)
 
 
-class CallsCollector(Collector):
+class FamiliesCollector(Collector):
+    """Collects the metric families that `families` makes at each scrape."""
+
+    def __init__(self, families: Callable[[], Iterator[Metric]]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families()
+
+
+def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
     """A tracker's call statistics; every known label combination exists from the start."""
-
-    def __init__(self, tracker: CallTracker) -> None:
-        self._tracker = tracker
-
-    def collect(self) -> Iterator[Metric]:
-        stats, active, values = self._tracker.read()
-        lines = (*values.lines, OTHER)
-        yield _counter(
-            "sipgate_calls_total",
-            "Calls started, counting the first leg only.",
-            ["direction", "line"],
-            _keyed(stats.calls_started, product(DIRECTIONS, lines)),
-        )
-        yield _counter(
-            "sipgate_calls_ended_total",
-            "Calls ended, by outcome.",
-            ["direction", "outcome", "line"],
-            _keyed(stats.calls_ended, product(DIRECTIONS, OUTCOMES, lines)),
-        )
-        yield _gauge(
-            "sipgate_calls_active",
-            "Calls in progress now.",
-            ["direction", "state", "line"],
-            _keyed(active, product(DIRECTIONS, STATES, lines)),
-        )
-        yield _histogram(
-            "sipgate_call_wait_seconds",
-            "Seconds from the first ring to the first answer, or to the last hangup if nobody "
-            "answered.",
-            ["direction", "outcome", "line"],
-            stats.wait,
-            product(DIRECTIONS, WAIT_OUTCOMES, lines),
-            stats.wait_buckets,
-        )
-        yield _histogram(
-            "sipgate_call_duration_seconds",
-            "Seconds from the first answer to the last hangup.",
-            ["direction", "answered_by", "line"],
-            stats.duration,
-            product(DIRECTIONS, ANSWERERS, lines),
-            stats.duration_buckets,
-        )
-        yield from _breakdowns(stats, "team", (*values.teams, OTHER))
-        if values.per_user:
-            yield from _breakdowns(stats, "user", values.users)
-        yield _counter(
-            "sipgate_label_values_overflow_total",
-            "Times a line, team or user past its configured cap was counted as 'other'.",
-            ["label"],
-            _keyed(stats.overflow, [(label,) for label in LABELS]),
-        )
-        yield from self._events(stats)
-
-    def _events(self, stats: Statistics) -> Iterator[Metric]:
-        yield _counter(
-            "sipgate_hangups_total",
-            "Hangup events of call legs, by cause.",
-            ["direction", "cause"],
-            _keyed(stats.hangups, product(DIRECTIONS, CAUSES)),
-        )
-        yield _counter(
-            "sipgate_dtmf_events_total", "DTMF events received.", [], [((), stats.dtmf_events)]
-        )
-        yield GaugeMetricFamily(
-            "sipgate_webhook_last_received_timestamp_seconds",
-            "Unix time of the last valid webhook event, 0 before the first.",
-            value=stats.last_received,
-        )
-        yield _counter(
-            "sipgate_events_unmatched_total",
-            "Events for unknown call ids, or repeats of an event already counted.",
-            ["event"],
-            _keyed(stats.unmatched, [(name,) for name in EVENT_NAMES]),
-        )
-        yield _counter(
-            "sipgate_calls_evicted_total",
-            "Calls ended as expired early because --calls.max-open calls were in progress.",
-            [],
-            [((), stats.evicted)],
-        )
-        yield _gauge(
-            "sipgate_exporter_build_info",
-            "Build information; always 1.",
-            ["version"],
-            [((__version__,), 1)],
-        )
+    stats, active, values = tracker.read()
+    lines = (*values.lines, OTHER)
+    yield _counter(
+        "sipgate_calls_total",
+        "Calls started, counting the first leg only.",
+        ["direction", "line"],
+        _keyed(stats.calls_started, product(DIRECTIONS, lines)),
+    )
+    yield _counter(
+        "sipgate_calls_ended_total",
+        "Calls ended, by outcome.",
+        ["direction", "outcome", "line"],
+        _keyed(stats.calls_ended, product(DIRECTIONS, OUTCOMES, lines)),
+    )
+    yield _gauge(
+        "sipgate_calls_active",
+        "Calls in progress now.",
+        ["direction", "state", "line"],
+        _keyed(active, product(DIRECTIONS, STATES, lines)),
+    )
+    yield _histogram(
+        "sipgate_call_wait_seconds",
+        "Seconds from the first ring to the first answer, or to the last hangup if nobody "
+        "answered.",
+        ["direction", "outcome", "line"],
+        stats.wait,
+        product(DIRECTIONS, WAIT_OUTCOMES, lines),
+        stats.wait_buckets,
+    )
+    yield _histogram(
+        "sipgate_call_duration_seconds",
+        "Seconds from the first answer to the last hangup.",
+        ["direction", "answered_by", "line"],
+        stats.duration,
+        product(DIRECTIONS, ANSWERERS, lines),
+        stats.duration_buckets,
+    )
+    yield from _breakdowns(stats, "team", (*values.teams, OTHER))
+    if values.per_user:
+        yield from _breakdowns(stats, "user", values.users)
+    yield _counter(
+        "sipgate_label_values_overflow_total",
+        "Times a line, team or user past its configured cap was counted as 'other'.",
+        ["label"],
+        _keyed(stats.overflow, [(label,) for label in LABELS]),
+    )
+    yield from _event_metrics(stats)
 
 
-class RequestsCollector(Collector):
+def _event_metrics(stats: Statistics) -> Iterator[Metric]:
+    yield _counter(
+        "sipgate_hangups_total",
+        "Hangup events of call legs, by cause.",
+        ["direction", "cause"],
+        _keyed(stats.hangups, product(DIRECTIONS, CAUSES)),
+    )
+    yield _counter(
+        "sipgate_dtmf_events_total", "DTMF events received.", [], [((), stats.dtmf_events)]
+    )
+    yield GaugeMetricFamily(
+        "sipgate_webhook_last_received_timestamp_seconds",
+        "Unix time of the last valid webhook event, 0 before the first.",
+        value=stats.last_received,
+    )
+    yield _counter(
+        "sipgate_events_unmatched_total",
+        "Events for unknown call ids, or repeats of an event already counted.",
+        ["event"],
+        _keyed(stats.unmatched, [(name,) for name in EVENT_NAMES]),
+    )
+    yield _counter(
+        "sipgate_calls_evicted_total",
+        "Calls ended as expired early because --calls.max-open calls were in progress.",
+        [],
+        [((), stats.evicted)],
+    )
+    yield _gauge(
+        "sipgate_exporter_build_info",
+        "Build information; always 1.",
+        ["version"],
+        [((__version__,), 1)],
+    )
+
+
+def request_metrics(requests: WebhookRequests) -> Iterator[Metric]:
     """Webhook requests by event and status, refusals by reason, and request durations."""
-
-    def __init__(self, requests: WebhookRequests) -> None:
-        self._requests = requests
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self._requests.read()
-        yield _counter(
-            "sipgate_webhook_requests_total",
-            "Webhook requests, by event and HTTP status code.",
-            ["event", "code"],
-            _keyed(stats.requests, EXPECTED_REQUESTS),
-        )
-        yield _counter(
-            "sipgate_webhook_rejected_requests_total",
-            "Webhook requests refused, by reason.",
-            ["reason"],
-            _keyed(stats.rejected, [(reason,) for reason in REJECT_REASONS]),
-        )
-        yield _histogram(
-            "sipgate_webhook_request_duration_seconds",
-            "Seconds taken to answer a webhook.",
-            [],
-            {(): stats.duration},
-            [()],
-            stats.duration.bounds,
-        )
+    stats = requests.read()
+    yield _counter(
+        "sipgate_webhook_requests_total",
+        "Webhook requests, by event and HTTP status code.",
+        ["event", "code"],
+        _keyed(stats.requests, EXPECTED_REQUESTS),
+    )
+    yield _counter(
+        "sipgate_webhook_rejected_requests_total",
+        "Webhook requests refused, by reason.",
+        ["reason"],
+        _keyed(stats.rejected, [(reason,) for reason in REJECT_REASONS]),
+    )
+    yield _histogram(
+        "sipgate_webhook_request_duration_seconds",
+        "Seconds taken to answer a webhook.",
+        [],
+        {(): stats.duration},
+        [()],
+        stats.duration.bounds,
+    )
 
 
-class RelayCollector(Collector):
+def relay_metrics(relay: Relay) -> Iterator[Metric]:
     """A relay's counters; every event and outcome exists from the start."""
-
-    def __init__(self, relay: Relay) -> None:
-        self._relay = relay
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self._relay.snapshot()
-        yield _counter(
-            "sipgate_relay_requests_total",
-            "Events relayed to the upstream application, by final outcome; 'retried' counts "
-            "failed attempts that were tried again, 'dropped' events the full queue refused.",
-            ["event", "outcome"],
-            _keyed(stats.requests, product(RELAY_EVENTS, RELAY_OUTCOMES)),
-        )
-        yield _histogram(
-            "sipgate_relay_request_duration_seconds",
-            "Seconds one request to the upstream application took, by event.",
-            ["event"],
-            {(event,): histogram for event, histogram in stats.durations.items()},
-            [(event,) for event in RELAY_EVENTS],
-            stats.buckets,
-        )
+    stats = relay.snapshot()
+    yield _counter(
+        "sipgate_relay_requests_total",
+        "Events relayed to the upstream application, by final outcome; 'retried' counts "
+        "failed attempts that were tried again, 'dropped' events the full queue refused.",
+        ["event", "outcome"],
+        _keyed(stats.requests, product(RELAY_EVENTS, RELAY_OUTCOMES)),
+    )
+    yield _histogram(
+        "sipgate_relay_request_duration_seconds",
+        "Seconds one request to the upstream application took, by event.",
+        ["event"],
+        {(event,): histogram for event, histogram in stats.durations.items()},
+        [(event,) for event in RELAY_EVENTS],
+        stats.buckets,
+    )
 
 
-class ReloadCollector(Collector):
+def reload_metrics(reloader: ConfigReloader) -> Iterator[Metric]:
     """How reloading the configuration file went."""
-
-    def __init__(self, reloader: ConfigReloader) -> None:
-        self._reloader = reloader
-
-    def collect(self) -> Iterator[Metric]:
-        status = self._reloader.status()
-        yield _counter(
-            "sipgate_config_reloads_total",
-            "Configuration reloads, by outcome.",
-            ["outcome"],
-            [((outcome,), count) for outcome, count in status.outcomes.items()],
-        )
-        yield GaugeMetricFamily(
-            "sipgate_config_last_reload_successful",
-            "Whether the last configuration reload worked (1) or failed (0).",
-            value=1 if status.last_successful else 0,
-        )
-        yield GaugeMetricFamily(
-            "sipgate_config_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful configuration load.",
-            value=status.last_success_time,
-        )
+    status = reloader.status()
+    yield _counter(
+        "sipgate_config_reloads_total",
+        "Configuration reloads, by outcome.",
+        ["outcome"],
+        [((outcome,), count) for outcome, count in status.outcomes.items()],
+    )
+    yield GaugeMetricFamily(
+        "sipgate_config_last_reload_successful",
+        "Whether the last configuration reload worked (1) or failed (0).",
+        value=1 if status.last_successful else 0,
+    )
+    yield GaugeMetricFamily(
+        "sipgate_config_last_reload_success_timestamp_seconds",
+        "Unix time of the last successful configuration load.",
+        value=status.last_success_time,
+    )
 
 
 def create_registry(
@@ -327,12 +318,12 @@ def create_registry(
     """A registry with the exporter's metrics, the relay's and reloads' if any, and the
     process metrics."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(CallsCollector(tracker))
-    registry.register(RequestsCollector(requests))
+    registry.register(FamiliesCollector(lambda: call_metrics(tracker)))
+    registry.register(FamiliesCollector(lambda: request_metrics(requests)))
     if relay is not None:
-        registry.register(RelayCollector(relay))
+        registry.register(FamiliesCollector(lambda: relay_metrics(relay)))
     if reloader is not None:
-        registry.register(ReloadCollector(reloader))
+        registry.register(FamiliesCollector(lambda: reload_metrics(reloader)))
     if process_metrics:
         ProcessCollector(registry=registry)
     return registry
@@ -355,19 +346,18 @@ def _keyed(
     return sorted(rows.items())
 
 
-def _counter(
-    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], float]]
-) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=labels)
-    for key, value in rows:
-        family.add_metric(list(key), value)
-    return family
+Rows = Iterable[tuple[tuple[str, ...], float]]
 
 
-def _gauge(
-    name: str, documentation: str, labels: list[str], rows: Iterable[tuple[tuple[str, ...], float]]
-) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=labels)
+def _counter(name: str, documentation: str, labels: list[str], rows: Rows) -> Metric:
+    return _filled(CounterMetricFamily(name, documentation, labels=labels), rows)
+
+
+def _gauge(name: str, documentation: str, labels: list[str], rows: Rows) -> Metric:
+    return _filled(GaugeMetricFamily(name, documentation, labels=labels), rows)
+
+
+def _filled(family: CounterMetricFamily | GaugeMetricFamily, rows: Rows) -> Metric:
     for key, value in rows:
         family.add_metric(list(key), value)
     return family
