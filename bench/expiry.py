@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.stats import median
-from exporter.config.flags import Config
-from exporter.domain.events import NewCall
-from exporter.domain.calls import EndedCall
-from exporter.domain.tracker import CallTracker
-from exporter.logs import BatchedHandler, formatter
-from exporter.metrics import new_statistics
 from exporter.call_log import log_calls_ended
+from exporter.config.flags import Config
+from exporter.domain.calls import EndedCall
+from exporter.domain.events import NewCall
+from exporter.domain.tracker import CallTracker
+from exporter.logs import QueuedStreamHandler, formatter
+from exporter.metrics import new_statistics
 from exporter.storage.sqlite import SqliteStore
 
 START: Final = 1_800_000_000.0
@@ -36,11 +36,11 @@ class Expiry:
     snapshot_total: list[float]
 
 
-def open_tracker(open_calls: int) -> CallTracker:
-    """A tracker holding `open_calls` calls that rang at START and never ended."""
+def open_tracker(open_calls: int, rang_at: float = START) -> CallTracker:
+    """A tracker with the exporter's defaults and `open_calls` calls that rang at `rang_at`."""
     tracker = CallTracker(new_statistics(), DEFAULTS.forward_grace, DEFAULTS.expire_after)
     for number in range(open_calls):
-        tracker.handle(NewCall(f"open-{number}", "in", users=("Alice",)), START)
+        tracker.handle(NewCall(f"open-{number}", "in", users=("Alice",)), rang_at)
     return tracker
 
 
@@ -94,18 +94,18 @@ def _snapshot(tracker: CallTracker, path: Path) -> tuple[float, float]:
 def _log_seconds(ended: tuple[EndedCall, ...]) -> float:
     """What logging an expired call costs: one info line each, queued, formatted and written.
 
-    The exporter's writer thread formats and writes; here it is flushed in line and timed too.
+    Lines are formatted in the logging thread; closing the handler waits until all are written.
     """
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     with open(os.devnull, "w", encoding="utf-8") as sink:
-        handler = BatchedHandler(formatter("text"), sink, interval=3600)
+        handler = QueuedStreamHandler(sink, formatter("text"))
         root.handlers[:] = [handler]
         root.setLevel(logging.INFO)
         try:
             started = time.perf_counter()
             log_calls_ended(ended)
-            handler.flush()
+            handler.close()
             return time.perf_counter() - started
         finally:
             handler.close()

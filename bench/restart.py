@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Final
 
 from bench.corpus import plan_connections
+from bench.expiry import open_tracker
 from bench.procs import launch_baseline, launch_exporter, wait_ready
 from bench.scrape import sample_sum
-from exporter.config.flags import Config
-from exporter.domain.events import NewCall
-from exporter.domain.tracker import CallTracker
-from exporter.metrics import new_statistics
 from exporter.storage.sqlite import SqliteStore
 from exporter.storage.store import EVENT, Entry
 
-# The exporter's own defaults, so that the bench measures what users run.
-DEFAULTS: Final = Config()
 # Above the open calls plus those the journal opens, so that replay evicts none of them.
 MAX_OPEN: Final = 1_000_000
 
@@ -40,12 +35,10 @@ def build_state(path: Path, open_calls: int, journal: int) -> None:
     The journal holds the bodies of whole planned calls, as the exporter writes them between
     snapshots; a restart loads the snapshot and replays all of it.
     """
-    tracker = CallTracker(new_statistics(), DEFAULTS.forward_grace, DEFAULTS.expire_after)
+    now = time.time()
+    tracker = open_tracker(open_calls, rang_at=now)
     store = SqliteStore(path)
     try:
-        now = time.time()
-        for number in range(open_calls):
-            tracker.handle(NewCall(f"open-{number}", "in", users=("Alice",)), now)
         store.snapshot(tracker.export_state)
         events = [event for lane in plan_connections(journal, 1) for event in lane][:journal]
         for event in events:

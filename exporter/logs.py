@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sys
-import threading
-import time
-from collections import deque
+from logging.handlers import QueueHandler, QueueListener
 from typing import Final, TextIO
 
 _LEVELS: Final = {
@@ -16,32 +15,10 @@ _LEVELS: Final = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
+TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class SecondCachingFormatter(logging.Formatter):
-    """A Formatter that turns a time into text once a second, not once a line.
-
-    `time.strftime` was the largest part of formatting a line; a burst of lines (100,000
-    calls expiring at once) mostly shares a handful of seconds.
-    """
-
-    def __init__(self, fmt: str | None = None) -> None:
-        super().__init__(fmt)
-        self._cached: tuple[int, str | None, str] = (-1, None, "")
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        second = int(record.created)
-        cached_second, cached_format, text = self._cached
-        if second != cached_second or datefmt != cached_format:
-            moment = self.converter(record.created)
-            text = time.strftime(datefmt or self.default_time_format, moment)
-            self._cached = (second, datefmt, text)
-        if datefmt:
-            return text
-        return f"{text},{int(record.msecs):03d}"  # as logging.Formatter.default_msec_format
-
-
-class JsonFormatter(SecondCachingFormatter):
+class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message and any exception."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -56,91 +33,47 @@ class JsonFormatter(SecondCachingFormatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-# How long a line may wait before it is written: short for a person, long for a burst.
-WRITE_INTERVAL: Final = 0.1
-
-
-class BatchedHandler(logging.Handler):
-    """Writes log lines to `stream` from a thread of its own, every `interval` seconds at once.
-
-    A thread that logs only appends the record to a deque: no lock, no wake-up, no system call.
-    Formatting and writing happen on the writer thread, one write a batch: a request thread
-    that wrote would give up the interpreter lock and wait to get it back, and one woken per
-    line would take it from the requests each time.
-    """
-
-    def __init__(
-        self, formatter: logging.Formatter, stream: TextIO, interval: float = WRITE_INTERVAL
-    ) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self._stream = stream
-        self._interval = interval
-        self._pending: deque[logging.LogRecord] = deque()
-        self._write_lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
-        self._writer.start()
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        """Queue `record` unless a filter drops it; takes no lock."""
-        if self.filters and not self.filter(record):
-            return False
-        self._pending.append(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._pending.append(record)
-
-    def flush(self) -> None:
-        """Write every queued line now, in this thread."""
-        with self._write_lock:
-            pending, lines = self._pending, []
-            record = None
-            while pending:
-                record = pending.popleft()
-                try:
-                    lines.append(self.format(record))
-                except Exception:
-                    self.handleError(record)
-            if record is None or not lines:
-                return
-            try:
-                self._stream.write("\n".join(lines) + "\n")
-                self._stream.flush()
-            except Exception:
-                self.handleError(record)
-
-    def close(self) -> None:
-        """Stop the writer and write what is left."""
-        self._stopped.set()
-        if self._writer is not threading.current_thread():
-            self._writer.join()
-        self.flush()
-        super().close()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            self.flush()
-
-
 def formatter(log_format: str) -> logging.Formatter:
     """Lines as text or as JSON objects."""
     if log_format == "json":
         return JsonFormatter()
-    return SecondCachingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return logging.Formatter(TEXT_FORMAT)
+
+
+class QueuedStreamHandler(QueueHandler):
+    """Queues lines for a QueueListener that writes them to `stream`; closing writes the rest."""
+
+    def __init__(self, stream: TextIO, line_formatter: logging.Formatter) -> None:
+        # Made first, so that logging.shutdown closes it after this handler has emptied the queue.
+        writer = logging.StreamHandler(stream)
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        super().__init__(records)
+        # The line is formatted where it is logged, exception and all (QueueHandler.prepare);
+        # the listener only writes it.
+        self.setFormatter(line_formatter)
+        self._listener: QueueListener | None = QueueListener(records, writer)
+        self._listener.start()
+
+    def close(self) -> None:
+        """Stop the listener once it has written every queued line; logging.shutdown calls this."""
+        self.acquire()
+        try:
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                listener.stop()
+            super().close()
+        finally:
+            self.release()
 
 
 def setup_logging(level: str, log_format: str, stream: TextIO = sys.stderr) -> None:
-    """Route all loggers to `stream` through a BatchedHandler; logging.shutdown writes the rest."""
-    # What no line shows need not be looked up for every record (the logging HOWTO's
-    # "Optimization" list): the caller's file and line, thread, process.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
+    """Route all loggers through a queue to `stream`; logging.shutdown at exit writes the rest."""
     root = logging.getLogger()
-    root.handlers[:] = [BatchedHandler(formatter(log_format), stream)]
+    previous = root.handlers[:]
+    root.handlers[:] = [QueuedStreamHandler(stream, formatter(log_format))]
+    for handler in previous:
+        if isinstance(handler, QueuedStreamHandler):
+            handler.close()
     root.setLevel(_LEVELS[level])
     # waitress warns about its task queue under any burst; the request metrics show load better.
     logging.getLogger("waitress.queue").setLevel(max(_LEVELS[level], logging.ERROR))

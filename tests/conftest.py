@@ -1,4 +1,4 @@
-"""Shared fixtures: an injected clock and a fresh call tracker."""
+"""Shared fixtures: an injected clock, a fresh call tracker, RSA keys and exporter processes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
@@ -41,6 +42,18 @@ def clock() -> FakeClock:
 @pytest.fixture
 def tracker() -> CallTracker:
     return CallTracker(new_statistics(), forward_grace=FORWARD_GRACE, expire_after=EXPIRE_AFTER)
+
+
+@pytest.fixture(scope="session")
+def private_key() -> rsa.RSAPrivateKey:
+    """The key that signs webhooks as sipgate would."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def other_key() -> rsa.RSAPrivateKey:
+    """A key that is not the one the exporter under test trusts."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
@@ -72,36 +73,20 @@ def new_call(
     return urlencode(fields + list(extra.items()))
 
 
+def _leg_event(event: str, call_id: str, direction: str, **fields: str) -> str:
+    """A body of an event on a call leg that sipgate has already announced with newCall."""
+    leg = {"event": event, "direction": direction, "callId": call_id, "from": CALLER, "to": CALLEE}
+    return urlencode(leg | fields | {"answeringNumber": "4921199999"})
+
+
 def answer(call_id: str, direction: str = "in", user: str = "Alice") -> str:
     """An answer body."""
-    return urlencode(
-        {
-            "event": "answer",
-            "direction": direction,
-            "callId": call_id,
-            "from": CALLER,
-            "to": CALLEE,
-            "user": user,
-            "userId": "w0",
-            "fullUserId": "1234567w0",
-            "answeringNumber": "4921199999",
-        }
-    )
+    return _leg_event("answer", call_id, direction, user=user, userId="w0", fullUserId="1234567w0")
 
 
 def hangup(call_id: str, cause: str = "normalClearing", direction: str = "in") -> str:
     """A hangup body."""
-    return urlencode(
-        {
-            "event": "hangup",
-            "direction": direction,
-            "callId": call_id,
-            "cause": cause,
-            "from": CALLER,
-            "to": CALLEE,
-            "answeringNumber": "4921199999",
-        }
-    )
+    return _leg_event("hangup", call_id, direction, cause=cause)
 
 
 def dtmf(call_id: str, digits: str = "0815") -> str:
@@ -233,3 +218,11 @@ def try_fetch(url: str) -> Reply | None:
         return fetch(url, timeout=1.0)
     except OSError:
         return None
+
+
+def post_webhook(connection: http.client.HTTPConnection, body: str | bytes) -> int:
+    """POST `body` to /webhook on a kept-alive connection; the status, the reply read."""
+    connection.request("POST", "/webhook", body, {"Content-Type": FORM})
+    response = connection.getresponse()
+    response.read()
+    return response.status

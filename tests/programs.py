@@ -26,6 +26,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line an exporter that refused its configuration wrote, checked to exit with 2."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 @dataclass
 class Program:
     """A running exporter process and where it writes its log."""

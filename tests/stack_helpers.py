@@ -20,9 +20,7 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +30,8 @@ from typing import Any, Final, TypeVar
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.http_helpers import fetch, try_fetch
 
 T = TypeVar("T")
 
@@ -299,19 +299,14 @@ def wait_for(
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, bytes]:
     """GET url; return status and body, also for HTTP errors."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    reply = fetch(url, timeout=timeout)
+    return reply.status, reply.body
 
 
 def is_ready(base_url: str) -> bool:
     """Tell whether a Prometheus-style server answers /-/ready with 200."""
-    try:
-        return http_get(f"{base_url}/-/ready", timeout=1)[0] == 200
-    except OSError:
-        return False
+    reply = try_fetch(f"{base_url}/-/ready")
+    return reply is not None and reply.status == 200
 
 
 def get_json(url: str) -> Any:
@@ -325,12 +320,8 @@ def get_json(url: str) -> Any:
 def prometheus_query(base_url: str, expr: str, at: float | None = None) -> dict[str, Any]:
     """Run an instant query and return the whole response (status, data or error)."""
     form = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
-    data = urllib.parse.urlencode(form).encode()
-    try:
-        with urllib.request.urlopen(f"{base_url}/api/v1/query", data=data, timeout=10) as reply:
-            body: dict[str, Any] = json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        body = json.loads(error.read())
+    reply = fetch(f"{base_url}/api/v1/query", urllib.parse.urlencode(form), timeout=10)
+    body: dict[str, Any] = json.loads(reply.body)
     return body
 
 

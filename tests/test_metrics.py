@@ -10,6 +10,7 @@ from exporter.domain.events import Answer, Hangup, NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.metrics import WAIT_BUCKETS, create_registry, new_requests
 from tests.conftest import FakeClock
+from tests.http_helpers import EVENTS, OUTCOMES
 
 CONTRACT = {
     "sipgate_calls": ("counter", {"direction", "line"}),
@@ -59,33 +60,13 @@ def test_every_known_label_combination_is_zero_at_start(tracker: CallTracker) ->
     ended = families["sipgate_calls_ended"]
     assert len(ended) == 2 * 8
     assert all(value == 0 for _, _, value in ended)
-    assert label_values(ended, "outcome") == {
-        "answered",
-        "voicemail",
-        "missed",
-        "busy",
-        "rejected",
-        "failed",
-        "forwarded",
-        "expired",
-    }
+    assert label_values(ended, "outcome") == set(OUTCOMES)
     assert len(families["sipgate_calls_active"]) == 4
     assert len(families["sipgate_hangups"]) == 2 * 8
     assert label_values(families["sipgate_hangups"], "cause") >= {"other", "forwarded"}
-    assert label_values(families["sipgate_webhook_requests"], "event") == {
-        "newCall",
-        "answer",
-        "hangup",
-        "dtmf",
-        "unknown",
-        "invalid",
-    }
-    assert label_values(families["sipgate_events_unmatched"], "event") == {
-        "newCall",
-        "answer",
-        "hangup",
-        "dtmf",
-    }
+    requests = label_values(families["sipgate_webhook_requests"], "event")
+    assert requests == {*EVENTS, "unknown", "invalid"}
+    assert label_values(families["sipgate_events_unmatched"], "event") == set(EVENTS)
     wait_buckets = [
         s
         for s in families["sipgate_call_wait_seconds"]

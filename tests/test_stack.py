@@ -107,34 +107,34 @@ SETTLE_TIMEOUT: Final = 30.0
 
 
 @dataclass(frozen=True)
-class Ports:
-    """The free loopback ports of the test stack, and the addresses built from them."""
+class Loopback:
+    """A port on 127.0.0.1 as host:port (how servers listen and targets are labelled) and URL."""
 
-    exporter: int
-    prometheus: int
-    alertmanager: int
+    address: str
+    url: str
+
+    @classmethod
+    def on(cls, port: int) -> Loopback:
+        address = f"127.0.0.1:{port}"
+        return cls(address, f"http://{address}")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where each server of the test stack listens: free loopback ports."""
+
+    exporter: Loopback
+    prometheus: Loopback
+    alertmanager: Loopback
 
     @classmethod
     def pick(cls) -> Ports:
         """Ports that were free a moment ago."""
-        return cls(*free_ports(3))
-
-    @property
-    def exporter_address(self) -> str:
-        """host:port, as Prometheus labels the target."""
-        return f"127.0.0.1:{self.exporter}"
+        return cls(*map(Loopback.on, free_ports(3)))
 
     @property
     def webhook(self) -> str:
-        return f"http://{self.exporter_address}/webhook"
-
-    @property
-    def prometheus_url(self) -> str:
-        return f"http://127.0.0.1:{self.prometheus}"
-
-    @property
-    def alertmanager_url(self) -> str:
-        return f"http://127.0.0.1:{self.alertmanager}"
+        return f"{self.exporter.url}/webhook"
 
 
 @dataclass(frozen=True)
@@ -217,9 +217,9 @@ def write_stack_config(directory: Path, ports: Ports) -> Path:
     """Write prometheus.yml and its scaled rules for the test stack; return the config path."""
     # The shipped targets are the compose service names (see the comment in prometheus.yml).
     addresses = {
-        "exporter:9850": ports.exporter_address,
-        "localhost:9090": f"127.0.0.1:{ports.prometheus}",
-        "alertmanager:9093": f"127.0.0.1:{ports.alertmanager}",
+        "exporter:9850": ports.exporter.address,
+        "localhost:9090": ports.prometheus.address,
+        "alertmanager:9093": ports.alertmanager.address,
     }
     write_scaled_rules(directory)
     config = directory / "prometheus.yml"
@@ -341,7 +341,7 @@ def start_services(running: contextlib.ExitStack, setup: StackSetup, config: Pat
             sys.executable,
             "-m",
             "exporter",
-            f"--web.listen-address={ports.exporter_address}",
+            f"--web.listen-address={ports.exporter.address}",
             "--calls.forward-grace=1s",
             f"--webhook.signature-key={setup.public_key}",
             f"--state.path={workdir / 'exporter-state.db'}",
@@ -351,14 +351,14 @@ def start_services(running: contextlib.ExitStack, setup: StackSetup, config: Pat
             alertmanager,
             f"--config.file={ALERTMANAGER_CONFIG}",
             f"--storage.path={workdir / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{ports.alertmanager}",
+            f"--web.listen-address={ports.alertmanager.address}",
             "--cluster.listen-address=",  # no clustering: no gossip port
         ],
         "prometheus": [
             prometheus,
             f"--config.file={config}",
             f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-            f"--web.listen-address=127.0.0.1:{ports.prometheus}",
+            f"--web.listen-address={ports.prometheus.address}",
         ],
     }
     return [
@@ -368,11 +368,11 @@ def start_services(running: contextlib.ExitStack, setup: StackSetup, config: Pat
 
 def wait_until_up(ports: Ports, services: Sequence[Service]) -> None:
     """Wait until all three are ready, Prometheus scraped the exporter and found Alertmanager."""
-    prometheus = ports.prometheus_url
-    for url in (f"http://{ports.exporter_address}", ports.alertmanager_url, prometheus):
+    prometheus = ports.prometheus.url
+    for url in (ports.exporter.url, ports.alertmanager.url, prometheus):
         wait_for(partial(is_ready, url), 30, f"{url}/-/ready", alive=services)
     # Prometheus 2.42 scrapes for the first time about 5 s after it starts.
-    up = f'up{{job="sipgate", instance="{ports.exporter_address}"}}'
+    up = f'up{{job="sipgate", instance="{ports.exporter.address}"}}'
     wait_for(
         lambda: query_scalar(prometheus, up) == 1,
         30,
@@ -392,7 +392,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
     """Bring the stack up, run the normal period and the burst, record what happened."""
     workdir = tmp_path_factory.mktemp("stack")
     ports = Ports.pick()
-    prometheus, alertmanager = ports.prometheus_url, ports.alertmanager_url
+    prometheus, alertmanager = ports.prometheus.url, ports.alertmanager.url
     config = write_stack_config(workdir / "config", ports)
     check_tool(binary("promtool", package="prometheus"), "check", "config", str(config))
     setup = StackSetup(ports, workdir, *write_key_pair(workdir))
@@ -426,7 +426,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         yield StackRun(
             prometheus=prometheus,
             alertmanager=alertmanager,
-            exporter=ports.exporter_address,
+            exporter=ports.exporter.address,
             normal=normal,
             burst=burst,
             spike_series_in_normal_period=in_normal,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
@@ -13,18 +12,17 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Final
 
-from waitress import wasyncore
-from waitress.server import BaseWSGIServer, create_server
+from waitress import create_server
 
 log = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT: Final = 10.0
-# How often the serving loop checks for a stop requested by a signal handler.
+# How soon `run()` notices a stop asked for by a signal handler, which may not wake it.
 POLL_INTERVAL: Final = 0.25
-# select(), waitress's default: poll() registers every socket anew on each turn of the loop,
-# which in our measurements cost the I/O thread more per request and lengthened the tail.
-# waitress's connection limit (100) keeps descriptors far below select's 1024.
-USE_POLL: Final = False
+# How often a stopping server looks whether requests are still in flight.
+DRAIN_CHECK_INTERVAL: Final = 0.05
+# Once no request is in flight the workers are idle and exit at once; this only bounds a stuck one.
+WORKER_EXIT_TIMEOUT: Final = 1.0
 # waitress answers a body over its own cap by itself, where the app cannot count it: the cap is a
 # few times the app's limit, so that only absurd bodies go uncounted.
 BODY_CAP_FACTOR: Final = 4
@@ -32,7 +30,7 @@ MAX_HEADER_BYTES: Final = 16 * 1024
 
 
 class Server:
-    """A waitress server whose `stop()` lets in-flight requests finish before it returns."""
+    """A waitress server whose `run()` lets requests in flight finish once stopped."""
 
     def __init__(
         self,
@@ -45,12 +43,10 @@ class Server:
         read_timeout: float = 10.0,
         serves: str = "HTTP",
     ) -> None:
-        self._map: dict[int, Any] = {}
         # waitress reads each whole request in its I/O thread before a worker sees it, so a
         # slow client holds a connection, never a worker; read_timeout bounds its silences.
         self._server = create_server(
             app,
-            map=self._map,
             host=host,
             port=port,
             threads=threads,
@@ -64,6 +60,8 @@ class Server:
         )
         self._serves = serves
         self._stopping = False
+        self._stop_asked = threading.Event()
+        self._loop_ended = False
 
     @property
     def port(self) -> int:
@@ -71,33 +69,75 @@ class Server:
         return int(self._server.effective_port)
 
     def run(self) -> None:
-        """Serve until `stop()`, then drain open requests and stop the workers."""
+        """Serve until `stop()`; then stop accepting, let requests in flight finish and return."""
         log.info("serving %s on %s:%s", self._serves, self._server.effective_host, self.port)
-        while not self._stopping:
-            wasyncore.loop(timeout=POLL_INTERVAL, map=self._map, use_poll=USE_POLL, count=1)
-        log.info("shutting down: finishing requests in flight")
-        for dispatcher in list(self._map.values()):
-            if isinstance(dispatcher, BaseWSGIServer):
-                dispatcher.accepting = False
-                dispatcher.del_channel()
-                dispatcher.socket.close()
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while self._busy() and time.monotonic() < deadline:
-            wasyncore.loop(timeout=0.05, map=self._map, use_poll=USE_POLL, count=1)
-        self._server.task_dispatcher.shutdown(timeout=DRAIN_TIMEOUT)
-        wasyncore.close_all(self._map)
+        finisher = threading.Thread(
+            target=self._finish_when_stopped, name="server-stop", daemon=True
+        )
+        finisher.start()
+        try:
+            self._server.run()  # until the finisher has closed every socket
+        finally:
+            self._loop_ended = True
+            self.stop()
+        finisher.join()
 
     def stop(self) -> None:
         """Ask `run()` to finish, from another thread; once is enough."""
-        if not self._stopping:
-            self._stopping = True
-            # The loop may see the flag and close the trigger first; then it needs no wake-up.
-            with contextlib.suppress(OSError):
-                self._server.pull_trigger()
+        self._stopping = True
+        self._stop_asked.set()
 
     def stop_soon(self) -> None:
         """Ask `run()` to finish within POLL_INTERVAL; takes no lock, so signal handlers may."""
         self._stopping = True
+
+    def _finish_when_stopped(self) -> None:
+        while not self._stopping:
+            self._stop_asked.wait(POLL_INTERVAL)
+        if not self._loop_ended:
+            log.info("shutting down: finishing requests in flight")
+            _Drain(self._server, lambda: self._loop_ended).run(DRAIN_TIMEOUT)
+
+
+# waitress has no public way to stop gracefully (Pylons/waitress#372): its internals stay here.
+class _Drain:
+    """Stops a waitress server in steps, each run in its loop thread through its trigger."""
+
+    def __init__(self, server: Any, loop_ended: Callable[[], bool]) -> None:
+        self._server = server
+        self._loop_ended = loop_ended
+
+    def run(self, timeout: float) -> None:
+        """Stop accepting, wait while requests are in flight, stop the workers, close it all."""
+        deadline = time.monotonic() + timeout
+        self._in_loop(self._stop_accepting)
+        while self._in_loop(self._busy) and time.monotonic() < deadline:
+            time.sleep(DRAIN_CHECK_INTERVAL)
+        self._server.task_dispatcher.shutdown(timeout=WORKER_EXIT_TIMEOUT)
+        self._in_loop(self._close)
+
+    def _in_loop(self, step: Callable[[], bool]) -> bool:
+        """What `step` answers in the loop thread; False if it fails or the loop has ended."""
+        done = threading.Event()
+        answers: list[bool] = []
+
+        def thunk() -> None:
+            try:
+                answers.append(step())
+            finally:
+                done.set()
+
+        self._server.trigger.pull_trigger(thunk)
+        while not done.wait(DRAIN_CHECK_INTERVAL):
+            if self._loop_ended():
+                return False
+        return bool(answers and answers[0])
+
+    def _stop_accepting(self) -> bool:
+        # Left out of the loop's select() first, so that select() never gets a closed socket.
+        self._server.accepting = False
+        self._server.socket.close()
+        return True
 
     def _busy(self) -> bool:
         return any(
@@ -107,6 +147,13 @@ class Server:
             or has_unread_input(channel.socket)
             for channel in self._server.active_channels.values()
         )
+
+    def _close(self) -> bool:
+        # A worker still stuck sees its channel closed and no longer pulls the trigger closed next.
+        for channel in list(self._server.active_channels.values()):
+            channel.handle_close()
+        self._server.close()  # the loop, left without sockets, ends
+        return True
 
 
 class ServerGroup:

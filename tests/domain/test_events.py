@@ -338,39 +338,20 @@ text = st.text(st.characters(codec="utf-8"), max_size=10)
 word = st.text(st.characters(codec="utf-8"), min_size=1, max_size=10)
 maybe = st.none() | word
 many = st.lists(text, max_size=4).map(tuple)
-direction = st.sampled_from(DIRECTIONS)
-leg = {"from_number": maybe, "to_number": maybe, "orig_call_id": maybe, "xcid": maybe}
+# The fields that newCall, answer and hangup all carry.
+leg = {
+    "call_id": word,
+    "direction": st.sampled_from(DIRECTIONS),
+    "from_number": maybe,
+    "to_number": maybe,
+    "orig_call_id": maybe,
+    "xcid": maybe,
+    "diversion": maybe,
+}
 events = st.one_of(
-    st.builds(
-        NewCall,
-        call_id=word,
-        direction=direction,
-        users=many,
-        user_ids=many,
-        full_user_ids=many,
-        diversion=maybe,
-        **leg,
-    ),
-    st.builds(
-        Answer,
-        call_id=word,
-        direction=direction,
-        user=maybe,
-        user_id=maybe,
-        full_user_id=maybe,
-        answering_number=maybe,
-        diversion=maybe,
-        **leg,
-    ),
-    st.builds(
-        Hangup,
-        call_id=word,
-        direction=direction,
-        cause=word,
-        answering_number=maybe,
-        diversion=maybe,
-        **leg,
-    ),
+    st.builds(NewCall, users=many, user_ids=many, full_user_ids=many, **leg),
+    st.builds(Answer, user=maybe, user_id=maybe, full_user_id=maybe, answering_number=maybe, **leg),
+    st.builds(Hangup, cause=word, answering_number=maybe, **leg),
     st.builds(Dtmf, call_id=word, digits=text),
     st.builds(UnknownEvent, name=word.filter(lambda name: name not in EVENT_NAMES), call_id=word),
 )

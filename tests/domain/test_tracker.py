@@ -57,6 +57,21 @@ class Scenario:
     def duration(self, direction: str, answered_by: str) -> tuple[int, float]:
         return _histogram(self.tracker.stats.duration, direction, answered_by)
 
+    def assert_ended(
+        self,
+        outcome: str,
+        *,
+        wait: tuple[int, float] | None = None,
+        direction: str = "in",
+        **durations: tuple[int, float],
+    ) -> None:
+        """Exactly one call ended, with `outcome`; its wait and durations by answerer, if given."""
+        assert self.ended() == {(direction, outcome): 1}
+        if wait is not None:
+            assert self.wait(direction, outcome) == wait
+        for answered_by, duration in durations.items():
+            assert self.duration(direction, answered_by) == duration, answered_by
+
     def started(self) -> dict[str, int]:
         started: Counter[str] = Counter()
         for (direction, _line), count in self.tracker.stats.calls_started.items():
@@ -88,10 +103,8 @@ def test_answered_call(calls: Scenario) -> None:
     assert calls.active() == {("in", "talking"): 1}
     calls.at(60, hangup("A"))
     assert calls.started() == {"in": 1}
-    assert calls.ended() == {("in", "answered"): 1}
+    calls.assert_ended("answered", wait=(1, 5.0), person=(1, 60.0))
     assert calls.active() == {}
-    assert calls.wait("in", "answered") == (1, 5.0)
-    assert calls.duration("in", "person") == (1, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -108,18 +121,14 @@ def test_answered_call(calls: Scenario) -> None:
 def test_unanswered_outcome_follows_last_cause(calls: Scenario, cause: str, outcome: str) -> None:
     calls.at(0, new_call("A"))
     calls.at(12, hangup("A", cause))
-    assert calls.ended() == {("in", outcome): 1}
-    assert calls.wait("in", outcome) == (1, 12.0)
-    assert calls.duration("in", "person") == (0, 0.0)
+    calls.assert_ended(outcome, wait=(1, 12.0), person=(0, 0.0))
 
 
 def test_outgoing_answer_without_user_is_a_person(calls: Scenario) -> None:
     calls.at(0, new_call("O", direction="out", users=("Doc",)))
     calls.at(8, answer("O", user=None, direction="out"))
     calls.at(30, hangup("O", direction="out"))
-    assert calls.ended() == {("out", "answered"): 1}
-    assert calls.wait("out", "answered") == (1, 8.0)
-    assert calls.duration("out", "person") == (1, 30.0)
+    calls.assert_ended("answered", wait=(1, 8.0), person=(1, 30.0), direction="out")
 
 
 def test_forward_is_one_call(calls: Scenario) -> None:
@@ -130,9 +139,7 @@ def test_forward_is_one_call(calls: Scenario) -> None:
     calls.at(4, answer("B", user="Marty"))
     calls.at(60, hangup("B"))
     assert calls.started() == {"in": 1}
-    assert calls.ended() == {("in", "answered"): 1}
-    assert calls.wait("in", "answered") == (1, 15.0)
-    assert calls.duration("in", "person") == (1, 60.0)
+    calls.assert_ended("answered", wait=(1, 15.0), person=(1, 60.0))
     assert calls.tracker.stats.hangups == {("in", "forwarded"): 1, ("in", "normalClearing"): 1}
 
 
@@ -143,9 +150,8 @@ def test_forward_without_next_leg_ends_after_grace(calls: Scenario) -> None:
     assert calls.ended() == {}
     assert calls.active() == {("in", "ringing"): 1}
     calls.sweep_after(0.5)
-    assert calls.ended() == {("in", "forwarded"): 1}
+    calls.assert_ended("forwarded", wait=(1, 7.0))
     assert calls.active() == {}
-    assert calls.wait("in", "forwarded") == (1, 7.0)
 
 
 def test_next_leg_after_grace_is_a_new_call(calls: Scenario) -> None:
@@ -173,9 +179,7 @@ def test_transfer_in_both_orders(calls: Scenario, old_leg_hangs_up_first: bool) 
     assert calls.active() == {("in", "talking"): 1}
     calls.at(62, hangup("B"))
     assert calls.started() == {"in": 1}
-    assert calls.ended() == {("in", "answered"): 1}
-    assert calls.wait("in", "answered") == (1, 3.0)
-    assert calls.duration("in", "person") == (1, 97.0)
+    calls.assert_ended("answered", wait=(1, 3.0), person=(1, 97.0))
 
 
 def test_old_leg_ending_normally_before_new_leg_ends_the_call(calls: Scenario) -> None:
@@ -194,18 +198,14 @@ def test_voicemail_on_a_new_leg(calls: Scenario) -> None:
     calls.at(0.5, answer("B", user="voicemail"))
     assert calls.active() == {("in", "talking"): 1}
     calls.at(29, hangup("B"))
-    assert calls.ended() == {("in", "voicemail"): 1}
-    assert calls.wait("in", "voicemail") == (1, 21.0)
-    assert calls.duration("in", "voicemail") == (1, 29.0)
-    assert calls.duration("in", "person") == (0, 0.0)
+    calls.assert_ended("voicemail", wait=(1, 21.0), voicemail=(1, 29.0), person=(0, 0.0))
 
 
 def test_voicemail_on_the_same_leg(calls: Scenario) -> None:
     calls.at(0, new_call("A"))
     calls.at(20, answer("A", user="voicemail"))
     calls.at(15, hangup("A"))
-    assert calls.ended() == {("in", "voicemail"): 1}
-    assert calls.duration("in", "voicemail") == (1, 15.0)
+    calls.assert_ended("voicemail", voicemail=(1, 15.0))
 
 
 def test_voicemail_leg_hung_up_without_its_answer_is_voicemail(calls: Scenario) -> None:
@@ -213,16 +213,14 @@ def test_voicemail_leg_hung_up_without_its_answer_is_voicemail(calls: Scenario) 
     calls.at(20, hangup("A", "forwarded"))
     calls.at(1, new_call("B", orig="A", users=("voicemail",)))
     calls.at(30, hangup("B"))
-    assert calls.ended() == {("in", "voicemail"): 1}
-    assert calls.wait("in", "voicemail") == (0, 0.0)
+    calls.assert_ended("voicemail", wait=(0, 0.0))
 
 
 def test_group_call_answered_by_one_member(calls: Scenario) -> None:
     calls.at(0, new_call("G", users=("Alice", "Bob", "Carol")))
     calls.at(6, answer("G", user="Bob"))
     calls.at(40, hangup("G"))
-    assert calls.ended() == {("in", "answered"): 1}
-    assert calls.wait("in", "answered") == (1, 6.0)
+    calls.assert_ended("answered", wait=(1, 6.0))
 
 
 def test_person_after_voicemail_counts_as_answered(calls: Scenario) -> None:
@@ -232,17 +230,13 @@ def test_person_after_voicemail_counts_as_answered(calls: Scenario) -> None:
     calls.at(2, answer("B", user="Doc"))
     calls.at(10, hangup("A"))
     calls.at(10, hangup("B"))
-    assert calls.ended() == {("in", "answered"): 1}
-    assert calls.wait("in", "answered") == (1, 5.0)
-    assert calls.duration("in", "person") == (1, 27.0)
+    calls.assert_ended("answered", wait=(1, 5.0), person=(1, 27.0))
 
 
 def test_lost_answer_with_normal_clearing_is_answered_without_times(calls: Scenario) -> None:
     calls.at(0, new_call("A"))
     calls.at(50, hangup("A", "normalClearing"))
-    assert calls.ended() == {("in", "answered"): 1}
-    assert calls.wait("in", "answered") == (0, 0.0)
-    assert calls.duration("in", "person") == (0, 0.0)
+    calls.assert_ended("answered", wait=(0, 0.0), person=(0, 0.0))
 
 
 def test_caller_hangs_up_while_forward_leg_rings(calls: Scenario) -> None:
@@ -250,8 +244,7 @@ def test_caller_hangs_up_while_forward_leg_rings(calls: Scenario) -> None:
     calls.at(10, hangup("A", "forwarded"))
     calls.at(1, new_call("B", orig="A"))
     calls.at(9, hangup("B", "cancel"))
-    assert calls.ended() == {("in", "missed"): 1}
-    assert calls.wait("in", "missed") == (1, 20.0)
+    calls.assert_ended("missed", wait=(1, 20.0))
 
 
 def test_forwarded_leg_while_another_leg_rings_opens_no_grace(calls: Scenario) -> None:

@@ -640,37 +640,31 @@ def test_a_failing_upstream_is_counted_and_sipgate_gets_the_exporters_reply(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("status", "body", "outcome"),
     [
-        b"<Response><Dial>",
-        b"<html><body>500</body></html>",
-        b'<!DOCTYPE Response [<!ENTITY x "y">]><Response>&x;</Response>',
-        b"Internal error",
+        # Malformed XML is not passed on.
+        (200, b"<Response><Dial>", "invalid_reply"),
+        (200, b"<html><body>500</body></html>", "invalid_reply"),
+        (200, b'<!DOCTYPE Response [<!ENTITY x "y">]><Response>&x;</Response>', "invalid_reply"),
+        (200, b"Internal error", "invalid_reply"),
+        # An empty reply means no actions and is no failure.
+        (204, b"", "ok"),
     ],
-    ids=["truncated", "wrong root", "doctype", "not xml"],
+    ids=["truncated", "wrong root", "doctype", "not xml", "empty"],
 )
-def test_malformed_upstream_xml_is_not_passed_on(
+def test_an_upstream_reply_with_nothing_to_pass_on_gets_sipgate_the_exporters_reply(
     upstream: Callable[[dict[str, Route]], Upstream],
     exporter: Callable[..., Exporter],
+    status: int,
     body: bytes,
+    outcome: str,
 ) -> None:
-    live = exporter(upstream({"/": lambda request: (200, body)}).url + "/")
+    live = exporter(upstream({"/": lambda request: (status, body)}).url + "/")
 
     reply = live.post(new_call("M"))
 
     assert reply.body == own_reply()
-    assert live.relayed("newCall", "invalid_reply") == 1
-
-
-def test_an_empty_reply_means_no_actions_and_is_no_failure(
-    upstream: Callable[[dict[str, Route]], Upstream], exporter: Callable[..., Exporter]
-) -> None:
-    live = exporter(upstream({"/": lambda request: (204, b"")}).url + "/")
-
-    reply = live.post(new_call("E"))
-
-    assert reply.body == own_reply()
-    assert live.relayed("newCall", "ok") == 1
+    assert live.relayed("newCall", outcome) == 1
 
 
 def test_retries_of_a_failing_follow_up_endpoint_are_bounded(

@@ -14,33 +14,28 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from exporter.simulate.sender import Sender, load_signing_key, sign_body
 
 
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def test_signature_verifies_with_the_public_key(key: rsa.RSAPrivateKey) -> None:
+def test_signature_verifies_with_the_public_key(private_key: rsa.RSAPrivateKey) -> None:
     body = b"event=newCall&callId=1"
-    signature = base64.b64decode(sign_body(key, body))
-    key.public_key().verify(signature, body, PKCS1v15(), SHA256())
+    signature = base64.b64decode(sign_body(private_key, body))
+    private_key.public_key().verify(signature, body, PKCS1v15(), SHA256())
 
 
-def test_signing_key_loads_from_pem(key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
+def test_signing_key_loads_from_pem(private_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
     path = tmp_path / "sign.pem"
     path.write_bytes(
-        key.private_bytes(
+        private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    assert load_signing_key(str(path)).private_numbers() == key.private_numbers()
+    assert load_signing_key(str(path)).private_numbers() == private_key.private_numbers()
 
 
-def test_public_key_file_is_refused(key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
+def test_public_key_file_is_refused(private_key: rsa.RSAPrivateKey, tmp_path: Path) -> None:
     path = tmp_path / "public.pem"
     path.write_bytes(
-        key.public_key().public_bytes(
+        private_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )

@@ -23,7 +23,6 @@ from prometheus_client.samples import Sample
 from tests.http_helpers import (
     DIRECTIONS,
     EVENTS,
-    FORM,
     OUTCOMES,
     answer,
     assert_invariant,
@@ -31,18 +30,17 @@ from tests.http_helpers import (
     free_port,
     hangup,
     new_call,
+    post_webhook,
     total,
     value,
     wait_for,
 )
-from tests.programs import EXPORTER, Program, clean_env
+from tests.programs import EXPORTER, SWEEP_SLACK, Program, clean_env
 
 # The webhook signature check is on by default; these tests post unsigned events.
 UNSIGNED: Final = "--webhook.verify-signature=false"
 # Keeps the journal, not a snapshot, carrying the state into a restart after kill -9.
 NO_SNAPSHOTS: Final = "--state.snapshot-interval=1h"
-# The sweeper runs about once a second; allow for it plus a scrape.
-SWEEP_SLACK: Final = 1.6
 
 
 # --- Starting and stopping exporters ------------------------------------------------------------
@@ -109,6 +107,12 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
         yield launched
     finally:
         launched.kill_all()
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """The state file of the exporters under test."""
+    return tmp_path / "state.db"
 
 
 def stop(program: Program) -> None:
@@ -199,21 +203,18 @@ class Tally:
 def send_calls(port: int, call_ids: range, prefix: str, tally: Tally) -> None:
     """Place calls on one kept-alive connection; stop at the first failure, as sipgate would."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": FORM}
     try:
         for number in call_ids:
             for step in plan_call(f"{prefix}-{number}", number):
                 key = (step.event, step.direction, step.cause)
                 tally.attempted[key] += 1
                 try:
-                    connection.request("POST", "/webhook", step.body, headers)
-                    response = connection.getresponse()
-                    response.read()
+                    status = post_webhook(connection, step.body)
                 except (OSError, http.client.HTTPException):
                     tally.broken = True
                     return
-                if response.status != 200:
-                    tally.refused[response.status] += 1
+                if status != 200:
+                    tally.refused[status] += 1
                     return
                 tally.acked[key] += 1
                 tally.acked_total += 1
@@ -302,10 +303,8 @@ LOAD_CALLS: Final = 7300  # about 20,000 requests: 2.75 per call
 LOAD_WORKERS: Final = 24
 
 
-def test_load_counts_every_acknowledged_event_exactly_once(
-    launcher: Launcher, tmp_path: Path
-) -> None:
-    program = launcher.start(tmp_path / "state.db", "--log.level=warn", "--web.threads=8")
+def test_load_counts_every_acknowledged_event_exactly_once(launcher: Launcher, state: Path) -> None:
+    program = launcher.start(state, "--log.level=warn", "--web.threads=8")
 
     tally = Load(program.port, LOAD_CALLS, LOAD_WORKERS, "load").start().join(timeout=120)
 
@@ -335,9 +334,8 @@ def has_snapshot(state: Path) -> bool:
 
 @pytest.mark.parametrize("snapshots", SNAPSHOTS.keys())
 def test_kill_9_under_load_keeps_every_acknowledged_event(
-    launcher: Launcher, tmp_path: Path, snapshots: str
+    launcher: Launcher, state: Path, snapshots: str
 ) -> None:
-    state = tmp_path / "state.db"
     program = launcher.start(state, "--log.level=warn", "--web.threads=8", SNAPSHOTS[snapshots])
     load = Load(program.port, LOAD_CALLS, LOAD_WORKERS, "crash").start()
     snapshotted = snapshots == "with-snapshots"
@@ -379,11 +377,15 @@ STOPS: Final = {"SIGTERM": stop, "SIGKILL": crash}
 TOLERANCE: Final = 0.05
 
 
-@pytest.mark.parametrize("how", STOPS.keys())
+@pytest.fixture(params=STOPS.keys())
+def how(request: pytest.FixtureRequest) -> str:
+    """How the first exporter ends, once with each of STOPS."""
+    return str(request.param)
+
+
 def test_answered_call_keeps_its_talk_time_across_a_restart(
-    launcher: Launcher, tmp_path: Path, how: str
+    launcher: Launcher, state: Path, how: str
 ) -> None:
-    state = tmp_path / "state.db"
     program = launcher.start(state, NO_SNAPSHOTS)
     program.post(new_call("A"))
     answer_sent = time.time()
@@ -415,11 +417,9 @@ EXPIRE: Final = 2.0
 GRACE: Final = 1.5
 
 
-@pytest.mark.parametrize("how", STOPS.keys())
 def test_expiry_and_forward_grace_run_across_a_restart(
-    launcher: Launcher, tmp_path: Path, how: str
+    launcher: Launcher, state: Path, how: str
 ) -> None:
-    state = tmp_path / "state.db"
     flags = (NO_SNAPSHOTS, f"--calls.expire-after={EXPIRE:g}s", f"--calls.forward-grace={GRACE:g}s")
     program = launcher.start(state, *flags)
     rang = time.monotonic()
@@ -465,9 +465,8 @@ GARBAGE: Final = bytes(range(256)) * 64
 
 
 def test_garbage_state_file_is_refused_then_moved_aside_by_reset(
-    launcher: Launcher, tmp_path: Path
+    launcher: Launcher, tmp_path: Path, state: Path
 ) -> None:
-    state = tmp_path / "state.db"
     state.write_bytes(GARBAGE)
 
     assert_refused(launcher.fail(state), state)
@@ -485,8 +484,7 @@ def test_garbage_state_file_is_refused_then_moved_aside_by_reset(
     assert value(restarted.samples(), "sipgate_calls_total", direction="in") == 1
 
 
-def test_truncated_state_file_is_refused_not_emptied(launcher: Launcher, tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
+def test_truncated_state_file_is_refused_not_emptied(launcher: Launcher, state: Path) -> None:
     program = launcher.start(state)
     for number in range(200):
         program.post(new_call(f"T{number}"))
@@ -499,10 +497,7 @@ def test_truncated_state_file_is_refused_not_emptied(launcher: Launcher, tmp_pat
     assert state.read_bytes() == half
 
 
-def test_second_exporter_on_the_same_state_file_is_refused(
-    launcher: Launcher, tmp_path: Path
-) -> None:
-    state = tmp_path / "state.db"
+def test_second_exporter_on_the_same_state_file_is_refused(launcher: Launcher, state: Path) -> None:
     first = launcher.start(state)
     first.post(new_call("A"))
 
@@ -550,17 +545,13 @@ def snapshot_calls(state: Path) -> int:
     return len(json.loads(zlib.decompress(data))["calls"])
 
 
-def test_flood_of_new_calls_is_capped_and_counted(launcher: Launcher, tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
+def test_flood_of_new_calls_is_capped_and_counted(launcher: Launcher, state: Path) -> None:
     program = launcher.start(state, f"--calls.max-open={CAP}", "--state.snapshot-interval=1s")
     connection = http.client.HTTPConnection("127.0.0.1", program.port, timeout=10)
     try:
         for number in range(FLOOD):
             body = new_call(f"F{number}", direction=DIRECTIONS[number % 2])
-            connection.request("POST", "/webhook", body, {"Content-Type": FORM})
-            response = connection.getresponse()
-            response.read()
-            assert response.status == 200
+            assert post_webhook(connection, body) == 200
     finally:
         connection.close()
 
@@ -583,9 +574,8 @@ def test_flood_of_new_calls_is_capped_and_counted(launcher: Launcher, tmp_path: 
 
 
 def test_reset_while_another_exporter_runs_leaves_its_file_alone(
-    launcher: Launcher, tmp_path: Path
+    launcher: Launcher, tmp_path: Path, state: Path
 ) -> None:
-    state = tmp_path / "state.db"
     first = launcher.start(state)
     first.post(new_call("A"))
 

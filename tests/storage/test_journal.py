@@ -37,6 +37,15 @@ def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def loaded_entries(tmp_path: Path) -> int:
+    """How many journal entries a new store on the state file in `tmp_path` loads."""
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        return len(list(store.load().entries))
+    finally:
+        store.close()
+
+
 def killed_after_appending(tmp_path: Path, bodies: int) -> Path:
     """A process that appends records and is then killed with SIGKILL, closing nothing."""
     result = run_python(
@@ -143,10 +152,8 @@ def test_a_full_disk_refuses_events_instead_of_crashing(tmp_path: Path) -> None:
     assert message.startswith("cannot write the state file")
     assert second == "refused after"
     assert "cannot write the journal" in result.stderr
-    store = SqliteStore(tmp_path / "state.db")
-    entries = store.load().entries
-    assert len(list(entries)) == int(written), "every record written before the failure is kept"
-    store.close()
+    kept = loaded_entries(tmp_path)
+    assert kept == int(written), "every record written before the failure is kept"
 
 
 def test_state_error_names_the_damage(tmp_path: Path) -> None:
@@ -192,10 +199,8 @@ def test_a_full_disk_answers_500_counts_it_and_keeps_what_was_acknowledged(
     assert int(acknowledged) == int(first_error), "after the first failure every event is refused"
     assert errors.endswith(f" {1200 - int(acknowledged)}.0"), errors
     assert "cannot write the journal" in result.stderr
-    store = SqliteStore(tmp_path / "state.db")
-    entries = store.load().entries
-    assert len(list(entries)) == int(acknowledged), "every acknowledged event is in the journal"
-    store.close()
+    kept = loaded_entries(tmp_path)
+    assert kept == int(acknowledged), "every acknowledged event is in the journal"
 
 
 def test_damage_before_a_last_record_that_ends_in_zeros_is_still_damage(tmp_path: Path) -> None:

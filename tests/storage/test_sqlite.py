@@ -43,6 +43,16 @@ def bodies(store: SqliteStore) -> list[bytes | None]:
     return [entry.body for entry in store.load().entries]
 
 
+def reopened(path: Path) -> tuple[State | None, list[bytes | None]]:
+    """What a new store on `path` loads: the state of its snapshot and the bodies after it."""
+    store = SqliteStore(path)
+    try:
+        saved = store.load()
+        return saved.state, [entry.body for entry in saved.entries]
+    finally:
+        store.close()
+
+
 def recorder_on(path: Path, tracker: CallTracker, reset: bool = False) -> Recorder:
     recorder = Recorder(tracker, new_requests(), SqliteStore(path, reset=reset))
     recorder.restore()
@@ -94,22 +104,14 @@ def test_snapshot_replaces_the_journal_it_includes(path: Path) -> None:
     assert store.journal_length == 0
     keep(store, 3.0, HANGUP)
     store.close()
-    store = SqliteStore(path)
-    saved = store.load()
-    assert saved.state == {"marker": 1}
-    assert [e.body for e in saved.entries] == [HANGUP]
-    store.close()
+    assert reopened(path) == ({"marker": 1}, [HANGUP])
 
 
 def test_close_writes_a_last_snapshot(path: Path) -> None:
     store = SqliteStore(path)
     keep(store, 1.0, NEW_CALL)
     store.close(state_of({"marker": "last"}))
-    store = SqliteStore(path)
-    saved = store.load()
-    assert saved.state == {"marker": "last"}
-    assert list(saved.entries) == []
-    store.close()
+    assert reopened(path) == ({"marker": "last"}, [])
 
 
 def test_maintain_snapshots_when_the_interval_passed_or_the_journal_is_long(path: Path) -> None:
@@ -325,36 +327,31 @@ def test_snapshots_rotate_the_journal_and_drop_what_they_cover(path: Path) -> No
     # The snapshot covered every record of the file it renamed, so that file is gone.
     assert [p.name for p in journal_files(path)] == ["state.db.journal"]
     store.close()
+    assert reopened(path) == ({"n": 1}, [ANSWER])
+
+
+def journal_after(path: Path, *events: bytes) -> Path:
+    """The journal file a store left that recorded `events`, one a second, and no snapshot."""
     store = SqliteStore(path)
-    saved = store.load()
-    assert saved.state == {"n": 1}
-    assert [e.body for e in saved.entries] == [ANSWER]
+    for at, body in enumerate(events, start=1):
+        keep(store, float(at), body)
     store.close()
+    return path.with_name(path.name + ".journal")
 
 
 def test_a_record_cut_short_by_a_crash_is_dropped(path: Path) -> None:
-    store = SqliteStore(path)
-    keep(store, 1.0, NEW_CALL)
-    keep(store, 2.0, ANSWER)
-    store.close()
-    journal = path.with_name(path.name + ".journal")
+    journal = journal_after(path, NEW_CALL, ANSWER)
     whole = journal.read_bytes()
     journal.write_bytes(whole[:-10])  # the last write was cut short
     store = SqliteStore(path)
     assert bodies(store) == [NEW_CALL]
     keep(store, 3.0, HANGUP)  # numbered after the last whole one
     store.close()
-    store = SqliteStore(path)
-    assert bodies(store) == [NEW_CALL, HANGUP]
-    store.close()
+    assert reopened(path) == (None, [NEW_CALL, HANGUP])
 
 
 def test_damage_inside_the_journal_is_refused(path: Path) -> None:
-    store = SqliteStore(path)
-    keep(store, 1.0, NEW_CALL)
-    keep(store, 2.0, ANSWER)
-    store.close()
-    journal = path.with_name(path.name + ".journal")
+    journal = journal_after(path, NEW_CALL, ANSWER)
     damaged = bytearray(journal.read_bytes())
     damaged[40] ^= 0xFF  # inside the first record's body
     journal.write_bytes(bytes(damaged))

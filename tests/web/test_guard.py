@@ -27,16 +27,6 @@ SIPGATE = parse_networks("217.116.118.254/32,212.9.46.32/32")
 PROXIES = parse_networks("10.0.0.0/8,fd00::/8")
 
 
-@pytest.fixture(scope="session")
-def private_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="session")
-def other_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 def sign(key: rsa.RSAPrivateKey, body: bytes) -> str:
     """The X-Sipgate-Signature header value for `body`, as sipgate makes it."""
     return base64.b64encode(key.sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()

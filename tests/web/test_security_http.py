@@ -39,7 +39,7 @@ from tests.http_helpers import (
     wait_for,
 )
 from tests.in_process import build
-from tests.programs import EXPORTER, clean_env
+from tests.programs import EXPORTER, clean_env, error_line
 from tests.web.test_guard import public_pem, sign
 from tests.web.test_server import run_exporter
 
@@ -57,16 +57,6 @@ STATISTICS = (
     "sipgate_events_unmatched_total",
     "sipgate_webhook_last_received_timestamp_seconds",
 )
-
-
-@pytest.fixture(scope="module")
-def key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-@pytest.fixture(scope="module")
-def other_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def full_guard(key: rsa.RSAPrivateKey) -> Guard:
@@ -122,9 +112,9 @@ class Web:
 
 
 @pytest.fixture
-def web(key: rsa.RSAPrivateKey) -> Web:
-    parts = build(guard=full_guard(key), limits=Limits(20, 5))
-    return Web(webtest.TestApp(parts.app), parts.registry, key)
+def web(private_key: rsa.RSAPrivateKey) -> Web:
+    parts = build(guard=full_guard(private_key), limits=Limits(20, 5))
+    return Web(webtest.TestApp(parts.app), parts.registry, private_key)
 
 
 def test_signed_authenticated_request_from_sipgate_is_processed(web: Web) -> None:
@@ -302,10 +292,10 @@ class Live:
 
 
 @pytest.fixture
-def live(key: rsa.RSAPrivateKey) -> Iterator[Live]:
+def live(private_key: rsa.RSAPrivateKey) -> Iterator[Live]:
     guard = Guard(
         max_body_bytes=LIMIT,
-        signature_key=key.public_key(),
+        signature_key=private_key.public_key(),
         allowed_networks=parse_networks("198.51.100.0/24,::1/128"),
         trusted_proxies=parse_networks("127.0.0.1/32"),
     )
@@ -314,7 +304,9 @@ def live(key: rsa.RSAPrivateKey) -> Iterator[Live]:
     server = Server(parts.app, "127.0.0.1", 0, 2, max_body_bytes=LIMIT, read_timeout=1)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield Live(f"http://127.0.0.1:{server.port}/webhook", server.port, tracker, registry, key)
+    yield Live(
+        f"http://127.0.0.1:{server.port}/webhook", server.port, tracker, registry, private_key
+    )
     server.stop()
     thread.join(timeout=15)
     assert not thread.is_alive()
@@ -333,13 +325,15 @@ def test_forwarded_for_counts_only_from_the_trusted_proxy(live: Live) -> None:
     assert live.metric("sipgate_webhook_rejected_requests_total", reason="source") == 2
 
 
-def test_ipv6_client_on_an_ipv6_socket(key: rsa.RSAPrivateKey) -> None:
+def test_ipv6_client_on_an_ipv6_socket(private_key: rsa.RSAPrivateKey) -> None:
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError:
         pytest.skip("no IPv6 loopback here")
-    guard = Guard(signature_key=key.public_key(), allowed_networks=parse_networks("::1/128"))
+    guard = Guard(
+        signature_key=private_key.public_key(), allowed_networks=parse_networks("::1/128")
+    )
     parts = build(guard=guard)
     server = Server(parts.app, "::1", 0, 2)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -347,7 +341,9 @@ def test_ipv6_client_on_an_ipv6_socket(key: rsa.RSAPrivateKey) -> None:
     try:
         body = new_call("A").encode()
         reply = fetch(
-            f"http://[::1]:{server.port}/webhook", body, {"X-Sipgate-Signature": sign(key, body)}
+            f"http://[::1]:{server.port}/webhook",
+            body,
+            {"X-Sipgate-Signature": sign(private_key, body)},
         )
         assert reply.status == 200
         assert parts.tracker.stats.calls_started[("in", "other")] == 1
@@ -467,7 +463,7 @@ def write_key(path: Path, key: rsa.RSAPrivateKey) -> Path:
 
 
 def test_exporter_process_with_every_check_and_a_metrics_address(
-    tmp_path: Path, key: rsa.RSAPrivateKey
+    tmp_path: Path, private_key: rsa.RSAPrivateKey
 ) -> None:
     port, metrics_port = free_port(), free_port()
     password_file = tmp_path / "password"
@@ -477,7 +473,7 @@ def test_exporter_process_with_every_check_and_a_metrics_address(
         *EXPORTER,
         f"--web.listen-address=127.0.0.1:{port}",
         f"--web.metrics-address=127.0.0.1:{metrics_port}",
-        f"--webhook.signature-key={write_key(tmp_path / 'key.pem', key)}",
+        f"--webhook.signature-key={write_key(tmp_path / 'key.pem', private_key)}",
         f"--webhook.basic-auth-user={USER}",
         f"--webhook.basic-auth-password-file={password_file}",
         "--webhook.allowed-networks=127.0.0.0/8",
@@ -489,7 +485,7 @@ def test_exporter_process_with_every_check_and_a_metrics_address(
         wait_for(lambda: try_fetch(f"http://127.0.0.1:{metrics_port}/-/ready"), timeout=15)
         wait_for(lambda: try_fetch(f"http://127.0.0.1:{port}/-/ready"), timeout=15)
         body = new_call("A").encode()
-        headers = {"X-Sipgate-Signature": sign(key, body), "Authorization": AUTH}
+        headers = {"X-Sipgate-Signature": sign(private_key, body), "Authorization": AUTH}
         assert fetch(f"http://127.0.0.1:{port}/webhook", body, headers).status == 200
         assert fetch(f"http://127.0.0.1:{port}/webhook", body).status == 401
         assert fetch(f"http://127.0.0.1:{port}/metrics").status == 404
@@ -547,15 +543,12 @@ def test_signature_check_is_on_by_default(tmp_path: Path) -> None:
 def test_bad_security_settings_exit_2_with_one_line(
     flags: list[str], env: dict[str, str], expected: str
 ) -> None:
-    result = run_exporter(*flags, **env)
-    assert result.returncode == 2
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert expected in lines[0]
-    assert "pw" not in lines[0].split("error:")[1].replace("password", "")
+    line = error_line(run_exporter(*flags, **env))
+    assert expected in line
+    assert "pw" not in line.split("error:")[1].replace("password", "")
 
 
-def test_password_comes_from_the_environment(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+def test_password_comes_from_the_environment() -> None:
     port = free_port()
     args = [
         *EXPORTER,

@@ -17,10 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client.samples import Sample
 
-from exporter.domain.tracker import CallTracker
-from exporter.metrics import create_registry, new_statistics
-from exporter.web.app import create_app
-from exporter.web.server import Server, has_unread_input
+from exporter.web.server import DRAIN_TIMEOUT, Server, has_unread_input
 from tests.http_helpers import (
     CAUSES,
     DIRECTIONS,
@@ -39,6 +36,7 @@ from tests.http_helpers import (
     value,
     wait_for,
 )
+from tests.in_process import build, new_tracker
 from tests.programs import EXPIRE, EXPORTER, GRACE, SWEEP_SLACK, Start, clean_env
 
 # --- A real server in this process -------------------------------------------------------------
@@ -65,19 +63,31 @@ class Live:
         return text_samples(reply.text)
 
 
+@dataclass
+class Running:
+    """A server running `run()` in a thread of its own."""
+
+    server: Server
+    thread: threading.Thread
+
+
 @pytest.fixture
-def live() -> Iterator[Live]:
-    tracker = CallTracker(new_statistics(), forward_grace=60.0, expire_after=3600.0)
-    app = create_app(tracker, create_registry(tracker, process_metrics=False))
+def running() -> Iterator[Running]:
+    app = build(new_tracker(forward_grace=60.0, expire_after=3600.0)).app
     server = Server(app, "127.0.0.1", 0, threads=4)
     thread = threading.Thread(target=server.run, name="test-server")
     thread.start()
     try:
-        yield Live(server.port)
+        yield Running(server, thread)
     finally:
         server.stop()
         thread.join(timeout=15)
     assert not thread.is_alive(), "server.stop() did not end run()"
+
+
+@pytest.fixture
+def live(running: Running) -> Live:
+    return Live(running.server.port)
 
 
 @dataclass
@@ -268,6 +278,72 @@ def test_concurrent_calls_are_all_answered_and_counted_once(live: Live) -> None:
     assert total(samples, "sipgate_calls_active") == 0
     assert value(samples, "sipgate_webhook_request_duration_seconds_count") == 3 * calls
     assert_invariant(samples)
+
+
+def half_a_webhook(port: int, call_id: str) -> tuple[bytes, bytes]:
+    """A POST to /webhook cut in two: the head with half the body, and the rest of the body."""
+    body = new_call(call_id).encode()
+    half = len(body) // 2
+    head = (
+        f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: {FORM}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body[:half], body[half:]
+
+
+def refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_stop_refuses_new_connections_and_finishes_the_request_in_flight(
+    running: Running,
+) -> None:
+    port = running.server.port
+    first, rest = half_a_webhook(port, "A")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(first)
+        # Once the server has read all that, the request is in flight, not just in a buffer.
+        wait_for(lambda: unread_bytes(port, sock.getsockname()[1]) == 0, timeout=10)
+
+        running.server.stop()
+        wait_for(lambda: refuses_connections(port), timeout=5)
+        assert running.thread.is_alive(), "run() must wait for the request in flight"
+        sock.sendall(rest)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        reply = response.read()
+
+    assert response.status == 200
+    assert parse_xml(reply).attrib["onAnswer"] == f"http://127.0.0.1:{port}/webhook"
+    running.thread.join(timeout=5)
+    assert not running.thread.is_alive()
+
+
+def test_stop_closes_an_idle_kept_alive_connection_without_waiting_for_it(
+    running: Running,
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", running.server.port, timeout=10)
+    try:
+        connection.request("GET", "/-/healthy")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+        assert not response.will_close
+        stopped = time.monotonic()
+
+        running.server.stop()
+        running.thread.join(timeout=DRAIN_TIMEOUT)
+
+        assert not running.thread.is_alive()
+        assert time.monotonic() - stopped < DRAIN_TIMEOUT / 2
+        assert connection.sock is not None
+        assert connection.sock.recv(1) == b"", "the server closes the idle connection"
+    finally:
+        connection.close()
 
 
 # --- The program as a subprocess ---------------------------------------------------------------
