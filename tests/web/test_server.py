@@ -294,7 +294,8 @@ def half_a_webhook(port: int, call_id: str) -> tuple[bytes, bytes]:
 def refuses_connections(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # A connect racing the listening socket's close is reset instead of refused.
         return True
     return False
 
