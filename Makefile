@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 ARGS ?=
 # Debian packages whose programs the tests run for real.
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
-	prometheus-alertmanager:prometheus-alertmanager wrk:wrk
+	prometheus-alertmanager:prometheus-alertmanager wrk:wrk \
+	faketime:faketime
 
 .PHONY: run test lint unit system-deps current-prometheus bench clean
 

@@ -17,14 +17,18 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.config.reload import ConfigReloader
+from exporter.domain.callbacks import RESULTS as CALLBACK_RESULTS
 from exporter.domain.calls import ANSWERERS, EXPIRED, OUTCOMES, STATES
-from exporter.domain.events import DIRECTIONS, EVENT_NAMES, KNOWN_CAUSES, TOO_MANY_FIELDS
+from exporter.domain.events import DIRECTIONS, EVENT_NAMES, IN, KNOWN_CAUSES, TOO_MANY_FIELDS
 from exporter.domain.labels import LABELS, OTHER
 from exporter.domain.statistics import Histogram, Statistics
 from exporter.domain.tracker import CallTracker
 from exporter.relay.relay import EVENTS as RELAY_EVENTS
 from exporter.relay.relay import OUTCOMES as RELAY_OUTCOMES
 from exporter.relay.relay import Relay, RelayStats
+from exporter.storage.health import PARTS as STATE_PARTS
+from exporter.storage.health import StoreHealth
+from exporter.web.connections import DROP_REASONS, DroppedConnections
 from exporter.web.guard import REASONS as GUARD_REASONS
 from exporter.web.requests import INVALID, WebhookRequests
 
@@ -46,6 +50,10 @@ WAIT_BUCKETS: Final = (
     180.0,
     300.0,
     600.0,
+)
+# Callbacks come minutes to days after the missed call; 3 d is the default expiry.
+CALLBACK_DELAY_BUCKETS: Final = tuple(
+    float(minutes * 60) for minutes in (1, 5, 15, 30, 60, 120, 240, 480, 1440, 2880, 4320, 10080)
 )
 # Calls range from seconds to hours.
 DURATION_BUCKETS: Final = (
@@ -132,7 +140,7 @@ _BREAKDOWNS: Final = {
 
 def new_statistics() -> Statistics:
     """Empty call statistics with this module's buckets."""
-    return Statistics(WAIT_BUCKETS, DURATION_BUCKETS)
+    return Statistics(WAIT_BUCKETS, DURATION_BUCKETS, callback_delay_buckets=CALLBACK_DELAY_BUCKETS)
 
 
 def new_requests() -> WebhookRequests:
@@ -157,7 +165,8 @@ class FamiliesCollector(Collector):
 
 def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
     """A tracker's call statistics; every known label combination exists from the start."""
-    stats, active, values = tracker.read()
+    reading = tracker.read()
+    stats, active, values = reading.stats, reading.active, reading.labels
     lines = (*values.lines, OTHER)
     yield _counter(
         "sipgate_calls_total",
@@ -194,6 +203,14 @@ def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
         product(DIRECTIONS, ANSWERERS, lines),
         stats.duration_buckets,
     )
+    yield from _service_level_metrics(stats, lines)
+    yield _gauge(
+        "sipgate_calls_ringing_since_timestamp_seconds",
+        "Unix time at which the call ringing longest now started; 0 when none rings.",
+        ["direction", "line"],
+        _keyed(reading.ringing_since, product(DIRECTIONS, lines)),
+    )
+    yield from _callback_metrics(stats, reading.callbacks_pending, lines)
     yield from _breakdowns(stats, "team", (*values.teams, OTHER))
     if values.per_user:
         yield from _breakdowns(stats, "user", values.users)
@@ -204,6 +221,71 @@ def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
         _keyed(stats.overflow, [(label,) for label in LABELS]),
     )
     yield from _event_metrics(stats)
+
+
+def _service_level_metrics(stats: Statistics, lines: tuple[str, ...]) -> Iterator[Metric]:
+    incoming = list(product((IN,), lines))
+    for name, documentation, counts in (
+        (
+            "sipgate_calls_offered_total",
+            "Incoming calls ended with any outcome but expired, short abandons left out.",
+            stats.offered,
+        ),
+        (
+            "sipgate_calls_answered_in_target_total",
+            "Incoming calls a person answered within the line's --calls.service-level-target.",
+            stats.answered_in_target,
+        ),
+        (
+            "sipgate_calls_abandoned_total",
+            "Incoming calls missed after ringing at least the line's --calls.short-abandon.",
+            stats.abandoned,
+        ),
+        (
+            "sipgate_calls_short_abandoned_total",
+            "Incoming calls missed after ringing less than the line's --calls.short-abandon.",
+            stats.short_abandoned,
+        ),
+        (
+            "sipgate_calls_answered_unnamed_total",
+            "Incoming calls answered, but by no user sipgate named: a queue, a pickup, an "
+            "external phone.",
+            stats.answered_unnamed,
+        ),
+    ):
+        yield _counter(name, documentation, ["direction", "line"], _keyed(counts, incoming))
+
+
+def _callback_metrics(
+    stats: Statistics, pending: Mapping[str, int], lines: tuple[str, ...]
+) -> Iterator[Metric]:
+    by_line = [(line,) for line in lines]
+    yield _gauge(
+        "sipgate_callbacks_pending",
+        "Missed callers owed a callback now: no answered call back or call again yet.",
+        ["line"],
+        _keyed(pending, by_line),
+    )
+    yield _counter(
+        "sipgate_callbacks_total",
+        "Callback debts closed: called_back, called_again or expired.",
+        ["line", "result"],
+        _keyed(stats.callbacks, product(lines, CALLBACK_RESULTS)),
+    )
+    yield _histogram(
+        "sipgate_callback_delay_seconds",
+        "Seconds from the end of a caller's first missed call to the answer that settled it.",
+        ["line"],
+        {(line,): histogram for line, histogram in stats.callback_delay.items()},
+        by_line,
+        stats.callback_delay_buckets,
+    )
+    yield _counter(
+        "sipgate_callbacks_dropped_total",
+        "Callback debts dropped, oldest first, to stay within --callbacks.max-pending.",
+        [],
+        [((), stats.callbacks_dropped)],
+    )
 
 
 def _event_metrics(stats: Statistics) -> Iterator[Metric]:
@@ -307,23 +389,51 @@ def reload_metrics(reloader: ConfigReloader) -> Iterator[Metric]:
     )
 
 
+def state_metrics(health: StoreHealth) -> Iterator[Metric]:
+    """Writes to the state files that failed."""
+    yield _counter(
+        "sipgate_state_write_errors_total",
+        "Writes to the state files that failed, by part: a journal write refuses its request "
+        "with 500, a snapshot is tried again later.",
+        ["part"],
+        _keyed(health.write_errors(), [(part,) for part in STATE_PARTS]),
+    )
+
+
+def connection_metrics(dropped: DroppedConnections) -> Iterator[Metric]:
+    """Connections the web servers' limits refused or closed."""
+    yield _counter(
+        "sipgate_web_connections_dropped_total",
+        "Connections refused when accepted (source, per_client) or closed before their request "
+        "had arrived (request_timeout, read_timeout), by reason, since the process started.",
+        ["reason"],
+        _keyed(dropped.read(), [(reason,) for reason in DROP_REASONS]),
+    )
+
+
 def create_registry(
     tracker: CallTracker,
     requests: WebhookRequests,
     *,
     relay: Relay | None = None,
     reloader: ConfigReloader | None = None,
+    health: StoreHealth | None = None,
+    connections: DroppedConnections | None = None,
     process_metrics: bool = True,
 ) -> CollectorRegistry:
-    """A registry with the exporter's metrics, the relay's and reloads' if any, and the
-    process metrics."""
+    """A registry with the exporter's metrics, the relay's, reloads' and the state files' if
+    any, and the process metrics."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(FamiliesCollector(lambda: call_metrics(tracker)))
     registry.register(FamiliesCollector(lambda: request_metrics(requests)))
+    if health is not None:
+        registry.register(FamiliesCollector(lambda: state_metrics(health)))
     if relay is not None:
         registry.register(FamiliesCollector(lambda: relay_metrics(relay)))
     if reloader is not None:
         registry.register(FamiliesCollector(lambda: reload_metrics(reloader)))
+    if connections is not None:
+        registry.register(FamiliesCollector(lambda: connection_metrics(connections)))
     if process_metrics:
         ProcessCollector(registry=registry)
     return registry

@@ -9,14 +9,15 @@ way, so `/metrics` shows every acknowledged event exactly once.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Final
 
+from exporter.clock import SteadyClock
 from exporter.domain.calls import EndedCall, Handled
 from exporter.domain.events import Event, Limits, event_label, parse_event
 from exporter.domain.tracker import CallTracker
 from exporter.errors import InvalidEventError, StateError
+from exporter.storage.health import StoreHealth
 from exporter.storage.store import ERROR, EVENT, REJECTION, SWEEP, Entry, State, Store
 from exporter.web.requests import WebhookRequests
 
@@ -35,12 +36,18 @@ class Recorder:
         tracker: CallTracker,
         requests: WebhookRequests,
         store: Store,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.tracker = tracker
         self.requests = requests
+        self.clock = clock or SteadyClock()
+        self.restored_until = 0.0
         self._store = store
-        self._clock = clock
+
+    @property
+    def health(self) -> StoreHealth:
+        """Whether the store can write now, and its failed writes."""
+        return self._store.health
 
     def event(self, event: Event, body: bytes, now: float) -> Handled:
         """Keep and apply a valid event received at `now`; raise StateError if it cannot be kept."""
@@ -48,12 +55,12 @@ class Recorder:
 
     def rejection(self, reason: str, status: int) -> None:
         """Keep and count a request refused before it became an event."""
-        entry = Entry(REJECTION, self._clock(), f"{reason} {status}".encode())
+        entry = Entry(REJECTION, self.clock(), f"{reason} {status}".encode())
         self._store.record(entry, lambda: self.requests.count_rejection(reason, status))
 
     def error(self, event: str) -> None:
         """Keep and count a request that failed after it was parsed."""
-        entry = Entry(ERROR, self._clock(), event.encode())
+        entry = Entry(ERROR, self.clock(), event.encode())
         try:
             self._store.record(entry, lambda: self.requests.count(event, _FAILED))
         except StateError:
@@ -65,10 +72,16 @@ class Recorder:
         """End the calls whose grace or expiry ran out; kept only when it ends any."""
         if not self.tracker.sweep_due(now):
             return ()
-        return self._store.record(Entry(SWEEP, now), lambda: self.tracker.sweep(now))
+        try:
+            return self._store.record(Entry(SWEEP, now), lambda: self.tracker.sweep(now))
+        except StateError:
+            return ()  # the store said why; the calls end at the next sweep it can keep
 
     def restore(self) -> int:
-        """Load the saved state and replay the entries after it; return how many."""
+        """Load the saved state and replay the entries after it; return how many.
+
+        Afterwards `restored_until` is the unix time of the latest event or sweep restored.
+        """
         saved = self._store.load()
         state = saved.state
         if state is not None:
@@ -78,9 +91,12 @@ class Recorder:
                 state["requests"] if "requests" in state else state["stats"]
             )
         replayed = 0
+        latest = 0.0
         for entry in saved.entries:
             self._replay(entry)
             replayed += 1
+            latest = max(latest, entry.at)
+        self.restored_until = max(latest, self.tracker.stats.last_received)
         return replayed
 
     def export(self) -> State:

@@ -6,14 +6,18 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from exporter.call_log import log_calls_ended
+from exporter.clock import SteadyClock
 from exporter.config.flags import Config
 from exporter.config.reload import ConfigReloader
+from exporter.domain.callbacks import Callbacks
 from exporter.domain.events import Limits
+from exporter.domain.service_level import ServiceTargets
 from exporter.domain.tracker import CallTracker
 from exporter.errors import ConfigFileError, ExporterError, StateError
 from exporter.metrics import create_registry, new_relay_stats, new_requests, new_statistics
@@ -23,11 +27,15 @@ from exporter.relay.replies import RelayReplies
 from exporter.storage.sqlite import SqliteStore
 from exporter.storage.store import MemoryStore, Store
 from exporter.web.app import create_app, create_metrics_app
+from exporter.web.connections import ConnectionLimits, DroppedConnections, fit_connection_limit
 from exporter.web.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.web.server import Server, ServerGroup, Sweeper, stop_on_signals
 from exporter.web.webhook import Webhook
 
 log = logging.getLogger(__name__)
+
+# A clock this far behind the saved state is worth a warning; less is ordinary NTP slewing.
+CLOCK_TOLERANCE: Final = 1.0
 
 
 def build_guard(config: Config) -> Guard:
@@ -37,6 +45,18 @@ def build_guard(config: Config) -> Guard:
     if config.basic_auth_user is not None and config.basic_auth_password is not None:
         token = basic_auth_token(config.basic_auth_user, config.basic_auth_password)
     return Guard(config.max_body_bytes, key, token, config.allowed_networks, config.trusted_proxies)
+
+
+def build_tracker(config: Config) -> CallTracker:
+    """The call tracker with the configured times, limits and targets."""
+    return CallTracker(
+        new_statistics(),
+        config.forward_grace,
+        config.expire_after,
+        config.max_open_calls,
+        targets=ServiceTargets(config.service_level_target, config.short_abandon),
+        callbacks=Callbacks(config.callbacks_expire_after, config.callbacks_max_pending),
+    )
 
 
 def build_relay(config: Config) -> Relay | None:
@@ -71,6 +91,16 @@ def open_store(config: Config) -> Store:
     )
 
 
+def build_connection_limits(config: Config, servers: int) -> ConnectionLimits:
+    """The flags' connection limits for each of `servers` servers, without an allow-list."""
+    return ConnectionLimits(
+        max_connections=fit_connection_limit(config.max_connections, servers),
+        max_per_client=config.max_connections_per_client,
+        request_timeout=config.request_timeout,
+        proxies=config.trusted_proxies,
+    )
+
+
 def build_server(
     config: Config,
     recorder: Recorder,
@@ -78,7 +108,15 @@ def build_server(
     reloader: ConfigReloader | None = None,
 ) -> tuple[ServerGroup, Sweeper]:
     """The HTTP servers (webhook, and metrics if separate) and the background sweeper."""
-    registry = create_registry(recorder.tracker, recorder.requests, relay=relay, reloader=reloader)
+    dropped = DroppedConnections()
+    registry = create_registry(
+        recorder.tracker,
+        recorder.requests,
+        relay=relay,
+        reloader=reloader,
+        health=recorder.health,
+        connections=dropped,
+    )
     separate = config.metrics_address is not None
     webhook = Webhook(
         recorder,
@@ -88,19 +126,28 @@ def build_server(
         config.public_url,
     )
     reload = _reload_endpoint(reloader) if config.enable_lifecycle else None
-    app = create_app(webhook, None if separate else registry, reload=reload)
+    not_ready = recorder.health.problem
+    app = create_app(webhook, None if separate else registry, not_ready, reload=reload)
     limits: dict[str, Any] = {
         "max_body_bytes": config.max_body_bytes,
         "read_timeout": config.read_timeout,
+        "dropped": dropped,
     }
+    connections = build_connection_limits(config, 2 if separate else 1)
+    # The allow-list drops peers at accept only where no /metrics is served to Prometheus.
+    accept = replace(connections, allowed_networks=config.allowed_networks)
+    main = limits | {"limits": accept if separate else connections}
     serves = "the webhook" if separate else "the webhook and /metrics"
-    servers = [_listen(app, config.listen_host, config.listen_port, config.threads, serves, limits)]
+    servers = [_listen(app, config.listen_host, config.listen_port, config.threads, serves, main)]
     if config.metrics_address is not None:
         host, port = config.metrics_address
-        servers.append(_listen(create_metrics_app(registry), host, port, 2, "/metrics", limits))
+        metrics_app = create_metrics_app(registry, not_ready)
+        servers.append(
+            _listen(metrics_app, host, port, 2, "/metrics", limits | {"limits": connections})
+        )
 
     def sweep() -> None:
-        log_calls_ended(recorder.sweep(time.time()))
+        log_calls_ended(recorder.sweep(recorder.clock()))
         recorder.maintain()
         if relay is not None:
             relay.sweep()
@@ -120,9 +167,7 @@ class ListenError(ExporterError):
 
 def serve(config: Config) -> int:
     """Build the exporter, restore its state, serve until SIGTERM or SIGINT; the exit status."""
-    tracker = CallTracker(
-        new_statistics(), config.forward_grace, config.expire_after, config.max_open_calls
-    )
+    tracker = build_tracker(config)
     try:
         # Before the state is replayed, so that replayed calls get their lines.
         reloader = _open_config_file(config, tracker)
@@ -139,7 +184,7 @@ def serve(config: Config) -> int:
         server, sweeper = build_server(config, recorder, relay, reloader)
     except ListenError as error:
         log.error("%s", error)
-        recorder.close()
+        _close(recorder)
         return 1
     stop_on_signals(server.stop_soon)
     sweeper.start()
@@ -152,15 +197,28 @@ def serve(config: Config) -> int:
         sweeper.stop()
         if relay is not None:
             relay.stop()
-        recorder.close()
+        closed = _close(recorder)
+    if not closed:
+        return 1
     log.info("stopped")
     return 0
+
+
+def _close(recorder: Recorder) -> bool:
+    """Keep the final state and release the store; False, logged, if the state is not kept."""
+    try:
+        recorder.close()
+    except StateError as error:
+        log.error("%s", error)
+        return False
+    return True
 
 
 def _restore(config: Config, tracker: CallTracker) -> Recorder:
     started = time.monotonic()
     store = open_store(config)
-    recorder = Recorder(tracker, new_requests(), store)
+    clock = SteadyClock()
+    recorder = Recorder(tracker, new_requests(), store, clock)
     try:
         replayed = recorder.restore()
     except BaseException:
@@ -174,7 +232,26 @@ def _restore(config: Config, tracker: CallTracker) -> Recorder:
             replayed,
             time.monotonic() - started,
         )
+        _check_clock(clock, recorder, config.expire_after)
     return recorder
+
+
+def _check_clock(clock: SteadyClock, recorder: Recorder, expire_after: float) -> None:
+    """Say when the wall clock moved far since the state was saved, and never count backwards."""
+    behind = clock.catch_up(recorder.restored_until)
+    if behind > CLOCK_TOLERANCE:
+        log.warning(
+            "the clock is %.0fs behind the last saved event: counting on from that event's time",
+            behind,
+        )
+    elif recorder.restored_until and recorder.tracker.open_calls:
+        away = clock() - recorder.restored_until
+        if away > expire_after:
+            log.warning(
+                "the last saved event is %.0fs old, more than --calls.expire-after: "
+                "the calls still open then end as expired now",
+                away,
+            )
 
 
 def _open_config_file(config: Config, tracker: CallTracker) -> ConfigReloader | None:

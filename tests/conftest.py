@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
     """Start exporters on free ports (unsigned events allowed, state in tmp); kill them after."""
     programs: list[Program] = []
 
-    def run(*flags: str) -> Program:
+    def run(*flags: str, env: Mapping[str, str] | None = None) -> Program:
         port = free_port()
         log = tmp_path / f"exporter-{len(programs)}.log"
         args = [
@@ -75,7 +75,11 @@ def start(tmp_path: Path) -> Iterator[Start]:
         ]
         with log.open("wb") as stderr:
             process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=clean_env()
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                env=clean_env(**(env or {})),
             )
         program = Program(process, port, log)
         programs.append(program)

@@ -44,7 +44,7 @@ CAUSES: Final = (
     "other",
 )
 EVENTS: Final = ("newCall", "answer", "hangup", "dtmf")
-ANSWERERS: Final = ("person", "voicemail")
+ANSWERERS: Final = ("person", "unnamed", "voicemail")
 CALLER: Final = "492111234567"
 CALLEE: Final = "4915791234567"
 
@@ -54,6 +54,8 @@ def new_call(
     direction: str = "in",
     orig: str | None = None,
     users: Iterable[str] = ("Alice",),
+    caller: str = CALLER,
+    callee: str = CALLEE,
     **extra: str,
 ) -> str:
     """A newCall body like sipgate sends it, one `user[]` per ringing user."""
@@ -61,8 +63,8 @@ def new_call(
     fields: list[tuple[str, str]] = [
         ("event", "newCall"),
         ("direction", direction),
-        ("from", CALLER),
-        ("to", CALLEE),
+        ("from", caller),
+        ("to", callee),
         ("callId", call_id),
         ("origCallId", orig or call_id),
         ("xcid", "x" + call_id),

@@ -16,7 +16,7 @@ from exporter.recorder import Recorder
 from exporter.relay.relay import Relay
 from exporter.relay.replies import RelayReplies
 from exporter.storage.store import MemoryStore, Store
-from exporter.web.app import Reload, create_app, create_metrics_app
+from exporter.web.app import NotReady, Reload, create_app, create_metrics_app
 from exporter.web.guard import Guard
 from exporter.web.webhook import Webhook
 
@@ -47,7 +47,7 @@ def build(
     limits: Limits = DEFAULT_LIMITS,
     public_url: str | None = None,
     clock: Callable[[], float] = time.time,
-    ready: Callable[[], bool] = lambda: True,
+    not_ready: NotReady | None = None,
     relay: Relay | None = None,
     serve_metrics: bool = True,
     reload: Reload | None = None,
@@ -57,9 +57,14 @@ def build(
     tracker = tracker or new_tracker()
     recorder = Recorder(tracker, new_requests(), store or MemoryStore(), clock)
     registry = create_registry(
-        tracker, recorder.requests, relay=relay, process_metrics=process_metrics
+        tracker,
+        recorder.requests,
+        relay=relay,
+        health=recorder.health,
+        process_metrics=process_metrics,
     )
+    not_ready = not_ready or recorder.health.problem
     replies = RelayReplies(relay) if relay is not None else None
-    webhook = Webhook(recorder, guard, limits, replies, public_url, clock)
-    app = create_app(webhook, registry if serve_metrics else None, ready, reload)
-    return InProcess(tracker, recorder, registry, app, create_metrics_app(registry, ready))
+    webhook = Webhook(recorder, guard, limits, replies, public_url)
+    app = create_app(webhook, registry if serve_metrics else None, not_ready, reload)
+    return InProcess(tracker, recorder, registry, app, create_metrics_app(registry, not_ready))

@@ -44,7 +44,8 @@ steps = st.lists(st.one_of(events, pauses), min_size=1, max_size=300)
 
 
 def check_invariant(tracker: CallTracker) -> None:
-    stats, active, _ = tracker.read()
+    reading = tracker.read()
+    stats, active = reading.stats, reading.active
     for direction in DIRECTIONS:
         started = _total(stats.calls_started, direction)
         ended = _total(stats.calls_ended, direction)

@@ -31,6 +31,16 @@ CONTRACT = {
     "sipgate_team_outgoing_calls": ("counter", {"team"}),
     "sipgate_label_values_overflow": ("counter", {"label"}),
     "sipgate_exporter_build_info": ("gauge", {"version"}),
+    "sipgate_calls_offered": ("counter", {"direction", "line"}),
+    "sipgate_calls_answered_in_target": ("counter", {"direction", "line"}),
+    "sipgate_calls_abandoned": ("counter", {"direction", "line"}),
+    "sipgate_calls_short_abandoned": ("counter", {"direction", "line"}),
+    "sipgate_calls_answered_unnamed": ("counter", {"direction", "line"}),
+    "sipgate_calls_ringing_since_timestamp_seconds": ("gauge", {"direction", "line"}),
+    "sipgate_callbacks_pending": ("gauge", {"line"}),
+    "sipgate_callbacks": ("counter", {"line", "result"}),
+    "sipgate_callback_delay_seconds": ("histogram", {"line"}),
+    "sipgate_callbacks_dropped": ("counter", set()),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any, Final, NoReturn
 
 import yaml
 
+from exporter.config.values import parse_duration
 from exporter.domain.labels import MAX_VALUE_LENGTH, OTHER, LabelConfig
 from exporter.errors import ConfigFileError
 
@@ -17,6 +18,9 @@ _LABEL_VALUE: Final = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_VALUE_LENGTH}}}")
 _TRUE: Final = ("true", "yes", "on")
 _FALSE: Final = ("false", "no", "off")
 _LIMITS: Final = {"lines": "max_lines", "teams": "max_teams", "users": "max_users"}
+# Keys of a line's own thresholds, and the ServiceTargets fields they set.
+_TARGETS: Final = {"service_level_target": "answer_within", "short_abandon": "short_abandon"}
+_TARGET_KEYS: Final = ", ".join(_TARGETS)
 
 
 def load_label_config(path: Path) -> LabelConfig:
@@ -46,7 +50,7 @@ class _Reader:
         values: dict[str, Any] = {}
         for key, node in self._mapping(root, "the file"):
             if key == "lines":
-                values["lines"] = self._names(node, key, self._number)
+                values["lines"], values["targets"] = self._lines(node)
             elif key == "teams":
                 values["teams"] = self._names(node, key, self._user_key)
             elif key == "per_user":
@@ -69,6 +73,37 @@ class _Reader:
             check_key(value, f"{where}.{key}", key)
             names[key] = self._label_value(value, f"{where}.{key}")
         return names
+
+    def _lines(self, node: yaml.Node) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+        """Numbers to line names; a number may be a mapping that sets its line's thresholds."""
+        names: dict[str, str] = {}
+        targets: dict[str, dict[str, float]] = {}
+        for number, value in self._mapping(node, "lines"):
+            where = f"lines.{number}"
+            self._number(value, where, number)
+            if not isinstance(value, yaml.MappingNode):
+                names[number] = self._label_value(value, where)
+                continue
+            fields = dict(self._mapping(value, where))
+            if "line" not in fields:
+                self._fail(value, where, "a mapping needs line: and may set " + _TARGET_KEYS)
+            names[number] = line = self._label_value(fields.pop("line"), f"{where}.line")
+            for key, field_node in fields.items():
+                if key not in _TARGETS:
+                    self._fail(
+                        field_node, f"{where}.{key}", f"unknown key; use line, {_TARGET_KEYS}"
+                    )
+                seconds = self._duration(field_node, f"{where}.{key}")
+                known = targets.setdefault(line, {}).setdefault(_TARGETS[key], seconds)
+                if known != seconds:
+                    self._fail(field_node, f"{where}.{key}", f"line {line!r} has another {key}")
+        return names, targets
+
+    def _duration(self, node: yaml.Node, where: str) -> float:
+        try:
+            return parse_duration(str(node.value) if isinstance(node, yaml.ScalarNode) else "")
+        except ValueError as error:
+            self._fail(node, where, str(error))
 
     def _per_user(self, node: yaml.Node) -> dict[str, Any]:
         values: dict[str, Any] = {}

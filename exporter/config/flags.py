@@ -16,6 +16,7 @@ from exporter.config.values import (
     parse_duration,
     parse_listen_address,
     parse_optional_path,
+    parse_positive_duration,
     parse_positive_int,
     parse_public_url,
     parse_relay_timeout,
@@ -26,7 +27,10 @@ from exporter.config.values import (
     parse_user_name,
     read_secret,
 )
+from exporter.domain.callbacks import DEFAULT_EXPIRE_AFTER as DEFAULT_CALLBACK_EXPIRY
+from exporter.domain.callbacks import DEFAULT_MAX_PENDING
 from exporter.domain.events import DEFAULT_LIMITS
+from exporter.domain.service_level import DEFAULT_SHORT_ABANDON, DEFAULT_TARGET
 from exporter.web.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, read_public_key
 
 ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
@@ -49,10 +53,17 @@ class Config:
     public_url: str | None = None
     forward_grace: float = 10.0
     expire_after: float = 4 * 3600.0
+    service_level_target: float = DEFAULT_TARGET
+    short_abandon: float = DEFAULT_SHORT_ABANDON
+    callbacks_expire_after: float = DEFAULT_CALLBACK_EXPIRY
+    callbacks_max_pending: int = DEFAULT_MAX_PENDING
     log_level: str = "info"
     log_format: str = "text"
     metrics_address: tuple[str, int] | None = None
     read_timeout: float = 10.0
+    request_timeout: float = 10.0
+    max_connections: int = 1000
+    max_connections_per_client: int = 32
     trusted_proxies: tuple[Network, ...] = ()
     verify_signature: bool = True
     signature_key: RSAPublicKey | None = None  # None: sipgate's key, bundled
@@ -120,6 +131,30 @@ FLAGS: Final = (
         parse_timeout,
         "10s",
         "close a connection that sent nothing for this long, idle or in the middle of a request",
+    ),
+    Flag(
+        "web.request-timeout",
+        "request_timeout",
+        parse_timeout,
+        "10s",
+        "close a connection whose request head and body have not all arrived this long after "
+        "its first byte, however steadily it trickles; sipgate gives up after about 10s",
+    ),
+    Flag(
+        "web.max-connections",
+        "max_connections",
+        parse_positive_int,
+        "1000",
+        "most connections open at once on each listening address; more wait to be accepted "
+        "(the open-files limit is raised to fit, up to its hard limit)",
+    ),
+    Flag(
+        "web.max-connections-per-client",
+        "max_connections_per_client",
+        parse_positive_int,
+        "32",
+        "most connections open at once from one address; more are closed unread at once. "
+        "Trusted proxies (--web.trusted-proxies) are exempt, being many clients",
     ),
     Flag(
         "web.trusted-proxies",
@@ -213,6 +248,37 @@ FLAGS: Final = (
         parse_duration,
         "4h",
         "end a call as 'expired' when none of its events arrived for this long",
+    ),
+    Flag(
+        "calls.service-level-target",
+        "service_level_target",
+        parse_duration,
+        "20s",
+        "an incoming call answered after at most this wait counts as answered in target; "
+        "a line in --config.file may set its own",
+    ),
+    Flag(
+        "calls.short-abandon",
+        "short_abandon",
+        parse_duration,
+        "5s",
+        "a missed incoming call shorter than this is a short abandon, not offered; "
+        "a line in --config.file may set its own",
+    ),
+    Flag(
+        "callbacks.expire-after",
+        "callbacks_expire_after",
+        parse_positive_duration,
+        "3d",
+        "how long a missed caller stays owed a callback",
+    ),
+    Flag(
+        "callbacks.max-pending",
+        "callbacks_max_pending",
+        parse_positive_int,
+        str(DEFAULT_MAX_PENDING),
+        "most callers owed a callback; past it the oldest debt is dropped and "
+        "sipgate_callbacks_dropped_total counts it",
     ),
     Flag(
         "log.level",

@@ -28,6 +28,14 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def parse_positive_duration(text: str) -> float:
+    """A duration longer than zero."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r} (must be longer than 0s)")
+    return seconds
+
+
 def parse_timeout(text: str) -> float:
     """A duration of at least one second."""
     seconds = parse_duration(text)

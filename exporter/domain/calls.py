@@ -23,7 +23,9 @@ TALKING: Final = "talking"
 STATES: Final = (RINGING, TALKING)
 
 PERSON: Final = "person"
-ANSWERERS: Final = (PERSON, VOICEMAIL)
+# A person, but sipgate named no user: a queue, a pickup, a team member's external phone.
+UNNAMED: Final = "unnamed"
+ANSWERERS: Final = (PERSON, UNNAMED, VOICEMAIL)
 
 _OUTCOME_BY_LAST_CAUSE: Final = {
     "cancel": MISSED,
@@ -58,7 +60,9 @@ class Call:
         "last_hangup_at",
         "leg_ids",
         "line",
+        "named",
         "open_legs",
+        "party",
         "person_answered",
         "started_at",
         "team",
@@ -83,6 +87,10 @@ class Call:
         self.last_cause: str | None = None
         self.last_hangup_at = now
         self.grace_until: float | None = None
+        # The keyed hash of the other party's number, for callbacks; never the number itself.
+        self.party: bytes | None = None
+        # Whether an answer by a person named its user: None before any such answer.
+        self.named: bool | None = None
 
     @property
     def state(self) -> str:

@@ -20,6 +20,8 @@ class LabelConfig:
 
     lines: Mapping[str, str] = field(default_factory=dict)
     teams: Mapping[str, str] = field(default_factory=dict)
+    # Thresholds of lines that set their own: line name to ServiceTargets field values.
+    targets: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     per_user: bool = False
     users: tuple[str, ...] | None = None  # an allow-list, or None for all users up to the cap
     max_lines: int = 50

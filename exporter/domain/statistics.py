@@ -58,6 +58,12 @@ _COUNTERS: Final = {
     "team_outgoing": 0,
     "user_answered": 0,
     "user_outgoing": 0,
+    "offered": 2,
+    "answered_in_target": 2,
+    "abandoned": 2,
+    "short_abandoned": 2,
+    "answered_unnamed": 2,
+    "callbacks": 2,
 }
 # Sums of seconds, by team or user.
 _SUMS: Final = ("team_talk", "user_talk")
@@ -86,6 +92,17 @@ class Statistics:
     user_answered: Counter[str] = field(default_factory=Counter)
     user_talk: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     user_outgoing: Counter[str] = field(default_factory=Counter)
+    # Incoming calls by (direction, line), as the service level counts them.
+    offered: Counter[tuple[str, str]] = field(default_factory=Counter)
+    answered_in_target: Counter[tuple[str, str]] = field(default_factory=Counter)
+    abandoned: Counter[tuple[str, str]] = field(default_factory=Counter)
+    short_abandoned: Counter[tuple[str, str]] = field(default_factory=Counter)
+    answered_unnamed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Callback debts closed, by (line, result); their delays by line; those dropped at the cap.
+    callbacks: Counter[tuple[str, str]] = field(default_factory=Counter)
+    callback_delay: dict[str, Histogram] = field(default_factory=dict)
+    callbacks_dropped: int = 0
+    callback_delay_buckets: tuple[float, ...] = ()
 
     def observe_wait(self, key: tuple[str, str, str], seconds: float) -> None:
         """Record how long a call (direction, outcome, line) waited."""
@@ -99,6 +116,13 @@ class Statistics:
         histogram = self.duration.get(key)
         if histogram is None:
             histogram = self.duration[key] = Histogram(self.duration_buckets)
+        histogram.observe(seconds)
+
+    def observe_callback_delay(self, line: str, seconds: float) -> None:
+        """Record how long a caller waited for a callback or a second call that was answered."""
+        histogram = self.callback_delay.get(line)
+        if histogram is None:
+            histogram = self.callback_delay[line] = Histogram(self.callback_delay_buckets)
         histogram.observe(seconds)
 
     def count_answered(self, team: str, user: str | None, talk_seconds: float) -> None:
@@ -119,9 +143,12 @@ class Statistics:
             wait=[[*key, h.counts, h.total] for key, h in self.wait.items()],
             duration=[[*key, h.counts, h.total] for key, h in self.duration.items()],
             buckets=[self.wait_buckets, self.duration_buckets],
+            callback_delay=[[key, h.counts, h.total] for key, h in self.callback_delay.items()],
+            callback_delay_buckets=self.callback_delay_buckets,
             dtmf_events=self.dtmf_events,
             last_received=self.last_received,
             evicted=self.evicted,
+            callbacks_dropped=self.callbacks_dropped,
         )
         return data
 
@@ -135,6 +162,14 @@ class Statistics:
         self.dtmf_events = data["dtmf_events"]
         self.last_received = data["last_received"]
         self.evicted = data["evicted"]
+        self.callbacks_dropped = data.get("callbacks_dropped", 0)
+        self.callback_delay = {}
+        if tuple(data.get("callback_delay_buckets", ())) == self.callback_delay_buckets:
+            rows = data.get("callback_delay", [])
+            self.callback_delay = {
+                line: _histogram(counts, total, self.callback_delay_buckets)
+                for line, counts, total in rows
+            }
         wait_bounds, duration_bounds = (tuple(bounds) for bounds in data["buckets"])
         self.wait, self.duration = {}, {}
         if wait_bounds == self.wait_buckets:
@@ -149,6 +184,7 @@ class Statistics:
             self,
             wait={key: histogram.copy() for key, histogram in self.wait.items()},
             duration={key: histogram.copy() for key, histogram in self.duration.items()},
+            callback_delay={key: h.copy() for key, h in self.callback_delay.items()},
             **counters,
         )
 
@@ -161,10 +197,13 @@ def _key(key: str | list[str], width: int) -> Any:
 
 
 def _histograms(rows: list[list[Any]], bounds: tuple[float, ...]) -> dict[Any, Histogram]:
-    histograms = {}
-    for *key, counts, total in rows:
-        histogram = Histogram(bounds)
-        histogram.counts[:] = counts
-        histogram.total = total
-        histograms[_key(key, _KEY_WIDTH)] = histogram
-    return histograms
+    return {
+        _key(key, _KEY_WIDTH): _histogram(counts, total, bounds) for *key, counts, total in rows
+    }
+
+
+def _histogram(counts: list[int], total: float, bounds: tuple[float, ...]) -> Histogram:
+    histogram = Histogram(bounds)
+    histogram.counts[:] = counts
+    histogram.total = total
+    return histogram

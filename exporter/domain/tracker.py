@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any
 
+from exporter.domain.callbacks import (
+    CALLED_AGAIN,
+    CALLED_BACK,
+    DROPPED,
+    OWED_OUTCOMES,
+    Callbacks,
+    ClosedDebt,
+)
 from exporter.domain.calls import (
     ANSWERED,
     EXPIRED,
@@ -14,6 +23,7 @@ from exporter.domain.calls import (
     PERSON,
     RINGING,
     UNMATCHED,
+    UNNAMED,
     VOICEMAIL,
     Call,
     EndedCall,
@@ -35,29 +45,23 @@ from exporter.domain.events import (
     NewCall,
 )
 from exporter.domain.labels import LabelConfig, Labeler, LabelValues
+from exporter.domain.records import call_record, restore_call
+from exporter.domain.ringing import RingingCalls
+from exporter.domain.service_level import ServiceTargets, TargetsByLine, count_service_level
 from exporter.domain.statistics import Statistics
 
-# What a saved state keeps of a call and of each leg, in this order.
-_CALL_FIELD_NAMES: Final = (
-    "call_id",
-    "direction",
-    "started_at",
-    "last_event_at",
-    "answered_at",
-    "person_answered",
-    "voicemail_answered",
-    "last_cause",
-    "last_hangup_at",
-    "grace_until",
-    "open_legs",
-    "line",
-    "team",
-    "user",
-)
-_CALL_FIELDS: Final = attrgetter(*_CALL_FIELD_NAMES)
-_LEG_FIELDS: Final = attrgetter("voicemail", "answered", "hung_up")
-
 ActiveCalls = Counter[tuple[str, str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Consistent copies of everything the tracker counts, taken at one moment."""
+
+    stats: Statistics
+    active: ActiveCalls  # calls in progress by (direction, state, line)
+    labels: LabelValues  # the label values in use
+    ringing_since: dict[tuple[str, str], float]  # oldest ringing call's start, or 0.0
+    callbacks_pending: Counter[str]  # numbers owed a callback, by line
 
 
 class CallTracker:
@@ -69,13 +73,19 @@ class CallTracker:
         forward_grace: float,
         expire_after: float,
         max_open: int | None = None,
+        *,
+        targets: ServiceTargets | None = None,
+        callbacks: Callbacks | None = None,
     ) -> None:
         self.stats = stats
         self.forward_grace = forward_grace
         self.expire_after = expire_after
         self.max_open = max_open
+        self.callbacks = Callbacks() if callbacks is None else callbacks
         self._lock = threading.Lock()
         self.labels = Labeler(LabelConfig(), self._count_overflow)
+        self.targets = TargetsByLine(targets or ServiceTargets(), {})
+        self._ringing = RingingCalls()
         self._legs: dict[str, Leg] = {}
         # Ordered by last event, oldest first, so expiry only looks at the front.
         self._calls: OrderedDict[str, Call] = OrderedDict()
@@ -100,8 +110,10 @@ class CallTracker:
     def configure_labels(self, config: LabelConfig) -> None:
         """Use new lines, teams and users from now on; calls in progress keep their labels."""
         labeler = Labeler(config, self._count_overflow)
+        targets = TargetsByLine(self.targets.default, config.targets)
         with self._lock:
             self.labels = labeler
+            self.targets = targets
 
     def _count_overflow(self, label: str) -> None:
         self.stats.overflow[label] += 1
@@ -112,7 +124,9 @@ class CallTracker:
             if self._graces and self._graces[0][0] <= now:
                 return True
             oldest = next(iter(self._calls.values()), None)
-            return oldest is not None and oldest.last_event_at <= now - self.expire_after
+            if oldest is not None and oldest.last_event_at <= now - self.expire_after:
+                return True
+            return self.callbacks.expiry_due(now)
 
     def sweep(self, now: float) -> tuple[EndedCall, ...]:
         """End calls whose forward grace ran out or that saw no event for too long."""
@@ -130,20 +144,27 @@ class CallTracker:
                 if oldest.last_event_at > cutoff:
                     break
                 ended.append(self._end(oldest, EXPIRED))
+            self._count_debts(self.callbacks.expire(now))
         return tuple(ended)
 
-    def read(self) -> tuple[Statistics, ActiveCalls, LabelValues]:
-        """Consistent copies of the statistics, of active calls by (direction, state, line),
-        and of the label values in use."""
+    def read(self) -> Reading:
+        """Consistent copies of everything counted."""
         with self._lock:
-            return self.stats.copy(), self._active.copy(), self.labels.values()
+            return Reading(
+                self.stats.copy(),
+                self._active.copy(),
+                self.labels.values(),
+                self._ringing.oldest(),
+                self.callbacks.pending_by_line(),
+            )
 
     def export_state(self) -> dict[str, Any]:
         """Plain data to rebuild this tracker from with `restore_state`."""
         with self._lock:
-            calls = [self._call_record(call) for call in self._calls.values()]
+            calls = [call_record(call, self._legs) for call in self._calls.values()]
             stats = self.stats.copy()
-        return {"stats": stats.to_dict(), "calls": calls}
+            callbacks = self.callbacks.export_state()
+        return {"stats": stats.to_dict(), "calls": calls, "callbacks": callbacks}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Replace everything with what `export_state` gave."""
@@ -153,36 +174,21 @@ class CallTracker:
             self._calls.clear()
             self._graces.clear()
             self._active.clear()
+            self._ringing.clear()
+            self._count_debts(self.callbacks.restore_state(state.get("callbacks")))
             for record in state["calls"]:
-                call = self._restore_call(record)
+                call, legs = restore_call(record)
+                self._legs.update(legs)
                 self._calls[call.call_id] = call
                 self._active[(call.direction, call.state, call.line)] += 1
+            for call in sorted(self._calls.values(), key=attrgetter("started_at")):
+                if call.state == RINGING:
+                    self._ringing.add((call.direction, call.line), call.call_id, call.started_at)
             graces = sorted(
                 ((call.grace_until, call) for call in self._calls.values() if call.grace_until),
                 key=lambda pair: pair[0],
             )
             self._graces.extend(graces)
-
-    def _call_record(self, call: Call) -> tuple[Any, ...]:
-        # Runs under the lock for every call in progress: attrgetter copies in C.
-        legs = self._legs
-        return (
-            *_CALL_FIELDS(call),
-            [(leg_id, *_LEG_FIELDS(legs[leg_id])) for leg_id in call.leg_ids],
-        )
-
-    def _restore_call(self, record: list[Any]) -> Call:
-        *fields, legs = record
-        values = dict(zip(_CALL_FIELD_NAMES, fields, strict=True))
-        call = Call(values["call_id"], values["direction"], values["started_at"], values["line"])
-        for name, value in values.items():
-            setattr(call, name, value)
-        for leg_id, voicemail, answered, hung_up in legs:
-            leg = Leg(call, voicemail)
-            leg.answered, leg.hung_up = answered, hung_up
-            self._legs[leg_id] = leg
-            call.leg_ids.append(leg_id)
-        return call
 
     @property
     def open_calls(self) -> int:
@@ -215,9 +221,11 @@ class CallTracker:
         outgoing = event.direction == OUT
         line = labels.line(event.from_number if outgoing else event.to_number)
         call = Call(event.call_id, event.direction, now, line)
+        call.party = self.callbacks.digest(event.to_number if outgoing else event.from_number)
         self._calls[call.call_id] = call
         stats.calls_started[(call.direction, line)] += 1
         self._active[(call.direction, RINGING, line)] += 1
+        self._ringing.add((call.direction, line), call.call_id, now)
         if outgoing:
             caller = _first(event.users), _first(event.user_ids), _first(event.full_user_ids)
             call.team, call.user = labels.team(*caller), labels.user(caller[0])
@@ -235,9 +243,14 @@ class CallTracker:
         call = leg.call
         self._touch(call, now)
         by_voicemail = call.direction != OUT and (leg.voicemail or event.is_voicemail)
-        if not by_voicemail and call.direction != OUT and call.team is None:
-            call.team = self.labels.team(event.user, event.user_id, event.full_user_id)
-            call.user = self.labels.user(event.user)
+        if not by_voicemail and call.direction != OUT:
+            if event.user:
+                call.named = True
+            elif call.named is None:
+                call.named = False
+            if call.team is None:
+                call.team = self.labels.team(event.user, event.user_id, event.full_user_id)
+                call.user = self.labels.user(event.user)
         self._mark_answered(call, now, by_voicemail)
         return MATCHED
 
@@ -283,19 +296,36 @@ class CallTracker:
         before = call.state
         if by_voicemail:
             call.voicemail_answered = True
-        else:
+        elif not call.person_answered:
             call.person_answered = True
+            # A person took it: the caller needs no callback, or was called back.
+            result = CALLED_BACK if call.direction == OUT else CALLED_AGAIN
+            answered_at = call.started_at if now is None else now
+            self._count_debts(self.callbacks.settle(call.party, answered_at, result))
         if now is not None and call.answered_at is None:
             call.answered_at = now
         if before != call.state:
             self._active[(call.direction, before, call.line)] -= 1
             self._active[(call.direction, call.state, call.line)] += 1
+            self._ringing.remove((call.direction, call.line), call.call_id)
+
+    def _count_debts(self, closed: tuple[ClosedDebt, ...]) -> None:
+        stats = self.stats
+        for debt in closed:
+            if debt.result == DROPPED:
+                stats.callbacks_dropped += 1
+                continue
+            stats.callbacks[(debt.line, debt.result)] += 1
+            if debt.delay is not None:
+                stats.observe_callback_delay(debt.line, debt.delay)
 
     def _end(self, call: Call, outcome: str) -> EndedCall:
         del self._calls[call.call_id]
         for leg_id in call.leg_ids:
             del self._legs[leg_id]
         self._active[(call.direction, call.state, call.line)] -= 1
+        if call.state == RINGING:
+            self._ringing.remove((call.direction, call.line), call.call_id)
         stats = self.stats
         stats.calls_ended[(call.direction, outcome, call.line)] += 1
         wait = duration = None
@@ -306,13 +336,32 @@ class CallTracker:
             elif call.answered_at is not None:
                 wait = max(0.0, call.answered_at - call.started_at)
                 duration = max(0.0, call.last_hangup_at - call.answered_at)
-                answered_by = PERSON if outcome == ANSWERED else VOICEMAIL
+                answered_by = _answered_by(call, outcome)
                 stats.observe_duration((call.direction, answered_by, call.line), duration)
             if wait is not None:
                 stats.observe_wait((call.direction, outcome, call.line), wait)
-            if outcome == ANSWERED and call.direction != OUT and call.team is not None:
-                stats.count_answered(call.team, call.user, duration or 0.0)
+            if call.direction != OUT:
+                self._count_incoming(call, outcome, wait, duration)
         return EndedCall(call.call_id, call.direction, outcome, len(call.leg_ids), wait, duration)
+
+    def _count_incoming(
+        self, call: Call, outcome: str, wait: float | None, duration: float | None
+    ) -> None:
+        stats, key = self.stats, (call.direction, call.line)
+        count_service_level(stats, key, outcome, wait, self.targets(call.line))
+        if outcome == ANSWERED:
+            if call.team is not None:
+                stats.count_answered(call.team, call.user, duration or 0.0)
+            if call.named is False:
+                stats.answered_unnamed[key] += 1
+        elif outcome in OWED_OUTCOMES:
+            self._count_debts(self.callbacks.owe(call.party, call.line, call.last_hangup_at))
+
+
+def _answered_by(call: Call, outcome: str) -> str:
+    if outcome == VOICEMAIL:
+        return VOICEMAIL
+    return UNNAMED if call.named is False else PERSON
 
 
 def _first(values: tuple[str, ...]) -> str | None:

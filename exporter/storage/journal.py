@@ -6,13 +6,15 @@ any moment (`kill -9`, the OOM killer), without a system call and without giving
 interpreter lock, so requests neither wait for each other nor for the kernel. `fsync` after
 each record (`--state.sync=full`) extends that to a machine crash. At each snapshot the current
 file is cut to its records, renamed and a new one started; a renamed file is deleted once a
-snapshot covers every record in it.
+snapshot covers every record in it. The new file is made, its space allocated, before the
+old one is renamed, so a rotation that fails (a full disk) leaves the old file in use.
 
 The current file is allocated ahead in steps, so its end is zeros; reading stops there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -48,15 +50,23 @@ class Record:
 class JournalFiles:
     """`<state>.journal`, written now, and `<state>.journal.<last seq>` files renamed before."""
 
-    def __init__(self, state_path: Path, flush_each: bool) -> None:
+    def __init__(self, state_path: Path, flush_each: bool, snapshot_position: int = 0) -> None:
+        """Read and open the files of `state_path`; raise JournalError if they are damaged or
+        their first record does not follow the snapshot at `snapshot_position`, OSError if
+        they cannot be read or written."""
         # Not "-journal": SQLite would take that for its own rollback journal.
         self.current = state_path.with_name(state_path.name + ".journal")
+        # The next current file while it is made; outside the glob of renamed files.
+        self._next = state_path.with_name(state_path.name + ".journal-next")
+        self._next.unlink(missing_ok=True)  # left by a crash in the middle of a rotation
         self._flush_each = flush_each
         self._lock = threading.Lock()  # guards the file, its mapping and the end
         self._sync_lock = threading.Lock()  # one fsync at a time
         self.records = self._read_all()
+        self._check_follows(state_path, snapshot_position)
         self._last = self._synced = self.last_seq
-        self._fd, self._end, self._map = self._open_current()
+        self._fd, self._end, self._map = _open(self.current)
+        self._wanted = 0  # the size the last append needed
 
     @property
     def last_seq(self) -> int:
@@ -76,10 +86,17 @@ class JournalFiles:
             start = self._end
             end = start + len(record)
             if end > len(self._map):
+                self._wanted = end
                 self._grow(end)
             self._map[start:end] = record
             self._end = end
             self._last = seq
+
+    def make_room(self) -> None:
+        """Grow the file as far as the last append needed; raise OSError if it still cannot."""
+        with self._lock:
+            if self._wanted > len(self._map):
+                self._grow(self._wanted)
 
     def write_through(self, seq: int) -> None:
         """Return once record `seq` is as durable as asked for: flushed, with `flush_each`.
@@ -102,13 +119,27 @@ class JournalFiles:
             self._synced = last
 
     def rotate(self, last_seq: int) -> None:
-        """Rename the current file after its last record and start a new one."""
+        """Rename the current file after its last record and start a new one; raise OSError,
+        keeping the current file in use, if the new one cannot be made."""
         self.write_through(last_seq)
         with self._lock:
-            self._close_current()
-            if self.current.exists():
-                self.current.rename(self._rotated_name(last_seq))
-            self._fd, self._end, self._map = self._open_current()
+            try:
+                fd, end, new_map = _open(self._next, truncate=True)
+            except OSError:
+                self._next.unlink(missing_ok=True)  # it would hold space allocated in vain
+                raise
+            try:
+                self._rename_current(last_seq)
+            except OSError:
+                _close(fd, new_map, flush=False)
+                self._next.unlink(missing_ok=True)
+                raise
+            old = self._fd, self._map, self._end
+            self._fd, self._end, self._map = fd, end, new_map
+            # Its records were written through above; if it cannot be cut, its zeros read as
+            # nothing, so the rotation stands either way.
+            with contextlib.suppress(OSError):
+                _close(*old, flush=self._flush_each)
 
     def drop_through(self, position: int) -> None:
         """Delete renamed files whose records a snapshot at `position` all covers."""
@@ -122,16 +153,11 @@ class JournalFiles:
 
     def close(self) -> None:
         """Flush what `flush_each` asks for and close the current file, cut to its records."""
-        self.write_through(self._last)
-        with self._lock:
-            self._close_current()
-
-    def _open_current(self) -> tuple[int, int, mmap.mmap]:
-        """The current file, where its records end (reading cut it there), and its mapping."""
-        fd = os.open(self.current, os.O_RDWR | os.O_CREAT, 0o600)
-        end = os.fstat(fd).st_size
-        _allocate(fd, max(FIRST_SIZE, end))
-        return fd, end, mmap.mmap(fd, 0)
+        try:
+            self.write_through(self._last)
+        finally:
+            with self._lock:
+                _close(self._fd, self._map, self._end, flush=self._flush_each)
 
     def _grow(self, needed: int) -> None:
         size = len(self._map)
@@ -142,12 +168,29 @@ class JournalFiles:
         self._map.close()
         self._map = grown
 
-    def _close_current(self) -> None:
-        self._map.close()
-        os.ftruncate(self._fd, self._end)
-        if self._flush_each:
-            os.fsync(self._fd)
-        os.close(self._fd)
+    def _rename_current(self, last_seq: int) -> None:
+        """Rename the current file after its last record and the next one to current."""
+        rotated = self._rotated_name(last_seq) if self.current.exists() else None
+        if rotated is not None:
+            self.current.rename(rotated)
+        try:
+            self._next.rename(self.current)
+        except OSError:
+            if rotated is not None:
+                rotated.rename(self.current)
+            raise
+
+    def _check_follows(self, state_path: Path, position: int) -> None:
+        """Refuse a journal that starts after records the snapshot does not hold."""
+        first = self.records[0].seq if self.records else position + 1
+        if first <= position + 1:
+            return
+        held = f"a snapshot up to record {position}" if position else "no snapshot"
+        raise JournalError(
+            f"journal {self.current} starts at record {first}, but state file {state_path} "
+            f"holds {held}: records {position + 1} to {first - 1} are missing (was the state "
+            "file emptied, deleted or replaced?)"
+        )
 
     def _rotated_name(self, last_seq: int) -> Path:
         return self.current.with_name(f"{self.current.name}.{last_seq:020d}")
@@ -160,6 +203,31 @@ class JournalFiles:
             records += _read(self.current, repair_tail=True)
         records.sort(key=lambda record: record.seq)
         return records
+
+
+def _open(path: Path, truncate: bool = False) -> tuple[int, int, mmap.mmap]:
+    """A journal file, where its records end (reading cut it there), and its mapping; raise
+    OSError naming the file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0), 0o600)
+    try:
+        end = os.fstat(fd).st_size
+        _allocate(fd, max(FIRST_SIZE, end))
+        return fd, end, mmap.mmap(fd, 0)
+    except OSError as error:
+        os.close(fd)
+        raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def _close(fd: int, mapping: mmap.mmap, end: int | None = None, *, flush: bool) -> None:
+    """Unmap and close a journal file, cut to `end` first if given, and flushed if asked."""
+    try:
+        mapping.close()
+        if end is not None:
+            os.ftruncate(fd, end)
+        if flush:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _allocate(fd: int, size: int) -> None:

@@ -10,12 +10,17 @@ survives the process dying at any point (`kill -9`, the OOM killer); the snapsho
 in WAL mode with `synchronous=NORMAL`, the same promise. Only an operating-system crash or a
 power loss can lose the last records; `--state.sync=full` flushes every record and every
 snapshot to the disk too.
+
+A write that fails (a full disk) refuses only its own entry or snapshot: the next one tries
+again, so the store recovers by itself once there is space; `health` tells how it goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 import zlib
@@ -24,7 +29,8 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from exporter.errors import JournalError, StateError
-from exporter.storage.files import connect, lock, move_aside
+from exporter.storage.files import cannot_use, connect, lock, move_aside
+from exporter.storage.health import JOURNAL, SNAPSHOT, StoreHealth
 from exporter.storage.journal import JournalFiles
 from exporter.storage.store import Entry, Saved, State
 
@@ -48,16 +54,20 @@ class SqliteStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
-        self._lock_file = lock(path)
+        self.health = StoreHealth()
         try:
-            # Only under the lock: a reset must never move a running exporter's file away.
-            self.moved_aside = move_aside(path) if reset else None
-            self._db = connect(path, sync)
-            self._journal = JournalFiles(path, flush_each=sync == "full")
+            self._lock_file = lock(path)
+        except OSError as error:
+            raise cannot_use(path, error) from None
+        try:
+            self.moved_aside, self._db, self._journal = _open_files(path, reset, sync)
         except JournalError as error:
             self._lock_file.close()
             raise StateError(f"{error}; start with --state.reset to move the state aside") from None
-        except Exception:
+        except OSError as error:
+            self._lock_file.close()
+            raise cannot_use(path, error) from None
+        except BaseException:
             self._lock_file.close()
             raise
         if self.moved_aside is not None:
@@ -66,12 +76,10 @@ class SqliteStore:
         # the order applied; `_write_lock` guards the database.
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
-        snapshot_position = self._db.execute(
-            "SELECT coalesce((SELECT position FROM snapshot WHERE id = 1), 0)"
-        ).fetchone()[0]
+        self._closed = False  # a sweep may still run while the exporter stops
+        snapshot_position = _snapshot_position(self._db)
         self._position: int = max(self._journal.last_seq, snapshot_position)
         self.journal_length = self._position - snapshot_position
-        self._failure: BaseException | None = None
         self._snapshot_interval = snapshot_interval
         self._clock = clock
         self._last_snapshot = clock()
@@ -96,14 +104,20 @@ class SqliteStore:
         return Saved(state, entries)
 
     def record(self, entry: Entry, apply: Callable[[], T]) -> T:
-        """Journal `entry`, apply it, and return once the record is as durable as `sync` asks."""
-        self._raise_if_failed()
+        """Journal `entry`, apply it, and return once the record is as durable as `sync` asks;
+        raise StateError, applying nothing, if the journal cannot take it."""
         with self._lock:
+            self._raise_if_closed()
             seq = self._position + 1
+            errors = self.health.errors(JOURNAL)
             try:
+                if self.health.is_failing(JOURNAL):
+                    # Until the file can grow again, not even a record that would fit is kept:
+                    # a small one now and then would end and start episodes, and readiness.
+                    self._journal.make_room()
                 self._journal.append(seq, entry.kind, entry.at, entry.body)
             except OSError as error:
-                self._fail(error)
+                raise self._journal_failed(error) from None
             self._position = seq
             self.journal_length += 1
             result = apply()
@@ -111,57 +125,144 @@ class SqliteStore:
         try:
             self._journal.write_through(seq)
         except OSError as error:
-            self._fail(error)
+            raise self._journal_failed(error) from None
+        self.health.worked(JOURNAL, errors)
         return result
 
     def maintain(self, export: Callable[[], State]) -> None:
-        """Snapshot when the interval passed or the journal is long; checkpoint the database."""
+        """Snapshot when the interval passed or the journal is long; checkpoint the database;
+        retry a journal that could not grow, so that readiness recovers without traffic."""
+        if self._closed:
+            return
+        if self.health.is_failing(JOURNAL):
+            self._retry_journal()
         due = self._clock() - self._last_snapshot >= self._snapshot_interval
-        if due or self.journal_length >= MAX_JOURNAL:
+        # A failing snapshot is tried again at the interval only: it costs a whole export.
+        long = self.journal_length >= MAX_JOURNAL and not self.health.is_failing(SNAPSHOT)
+        if due or long:
             self._last_snapshot = self._clock()
             if self.journal_length > 0:
-                self.snapshot(export)
-        with self._write_lock:
+                self._try_snapshot(export)
+        with self._write_lock, contextlib.suppress(sqlite3.Error):
+            # Fails only when the disk is full; the log stays whole and is tried again.
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def snapshot(self, export: Callable[[], State]) -> None:
-        """Store the whole state now and drop the journal it includes."""
+        """Store the whole state now and drop the journal it includes; raise StateError if it
+        cannot be written, leaving the journal in use as it was."""
+        self._rotate(self._write_snapshot(export))
+
+    def close(self, export: Callable[[], State] | None = None) -> None:
+        """Write a last snapshot of `export()`, close the journal and the database, unlock.
+
+        Everything is closed even if the snapshot fails; then raise StateError: the journal
+        still holds every entry, and the next start replays it.
+        """
+        try:
+            if export is not None:
+                position = self._write_snapshot(export)
+                # A new journal only tidies up now: the next start skips what the snapshot holds.
+                with contextlib.suppress(StateError):
+                    self._rotate(position)
+        except StateError as error:
+            raise StateError(
+                f"the final snapshot failed: {error}; the journal keeps every event for the "
+                "next start"
+            ) from None
+        finally:
+            self._release()
+
+    def _write_snapshot(self, export: Callable[[], State]) -> int:
+        """Store the whole state in the database; the position it holds."""
         with self._lock:
+            self._raise_if_closed()
             state = export()
             position = self._position
         data = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 1)
-        with self._write_lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO snapshot (id, position, taken_at, data) "
-                "VALUES (1, ?, ?, ?)",
-                (position, time.time(), data),
-            )
-        with self._lock:
-            # Records after `position` may already be in the current file: it is kept,
-            # renamed, until the next snapshot covers it.
-            self._journal.rotate(self._position)
-            self.journal_length = self._position - position
-        self._journal.drop_through(position)
-
-    def close(self, export: Callable[[], State] | None = None) -> None:
-        """Write a last snapshot of `export()`, close the journal and the database, unlock."""
         try:
-            if export is not None:
-                self.snapshot(export)
-        finally:
+            with self._write_lock, self._db:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO snapshot (id, position, taken_at, data) "
+                    "VALUES (1, ?, ?, ?)",
+                    (position, time.time(), data),
+                )
+        except sqlite3.Error as error:
+            raise StateError(f"cannot write a snapshot to {self.path}: {error}") from None
+        return position
+
+    def _rotate(self, position: int) -> None:
+        """Start a new journal file after a snapshot at `position`, and drop what it holds."""
+        try:
             with self._lock:
+                self._raise_if_closed()
+                # Records after `position` may already be in the current file: it is kept,
+                # renamed, until the next snapshot covers it.
+                self._journal.rotate(self._position)
+                self.journal_length = self._position - position
+        except OSError as error:
+            # The snapshot stands; the journal goes on in its file until a rotation works.
+            raise StateError(
+                f"cannot rotate the journal {self._journal.current}: {error.strerror}"
+            ) from None
+        with contextlib.suppress(OSError):  # what is left is deleted after the next snapshot
+            self._journal.drop_through(position)
+
+    def _retry_journal(self) -> None:
+        errors = self.health.errors(JOURNAL)
+        try:
+            self._journal.make_room()
+        except OSError:
+            return  # still failing: said when it started, counted for each entry refused
+        self.health.worked(JOURNAL, errors)
+
+    def _try_snapshot(self, export: Callable[[], State]) -> None:
+        try:
+            self.snapshot(export)
+        except StateError as error:
+            self.health.failed(SNAPSHOT, error)
+        else:
+            self.health.worked(SNAPSHOT)
+
+    def _release(self) -> None:
+        try:
+            with self._lock:
+                self._closed = True
                 self._journal.close()
+        except OSError as error:
+            raise StateError(
+                f"cannot close the journal {self._journal.current}: {error.strerror}"
+            ) from None
+        finally:
             with self._write_lock:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                with contextlib.suppress(sqlite3.Error):  # else the next start checkpoints
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.close()
             self._lock_file.close()
 
-    def _fail(self, error: OSError) -> None:
-        """The disk is full or gone: refuse every event from now on, since none can be kept."""
-        log.error("cannot write the journal of %s: %s", self.path, error)
-        self._failure = error
-        self._raise_if_failed()
+    def _raise_if_closed(self) -> None:
+        if self._closed:
+            raise StateError(f"the state file {self.path} is closed: the exporter stops")
 
-    def _raise_if_failed(self) -> None:
-        if self._failure is not None:
-            raise StateError(f"cannot write the state file {self.path}: {self._failure}")
+    def _journal_failed(self, error: OSError) -> StateError:
+        failure = StateError(f"cannot write the journal {self._journal.current}: {error.strerror}")
+        self.health.failed(JOURNAL, failure)
+        return failure
+
+
+def _open_files(
+    path: Path, reset: bool, sync: str
+) -> tuple[Path | None, sqlite3.Connection, JournalFiles]:
+    """Under the lock (a reset must never move a running exporter's files away): the files
+    moved aside if any, the database and the journal."""
+    moved_aside = move_aside(path) if reset else None
+    db = connect(path, sync)
+    try:
+        return moved_aside, db, JournalFiles(path, sync == "full", _snapshot_position(db))
+    except BaseException:
+        db.close()
+        raise
+
+
+def _snapshot_position(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT position FROM snapshot WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0

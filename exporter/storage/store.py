@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
+from exporter.storage.health import StoreHealth
+
 T = TypeVar("T")
 
 # Entry kinds; their numbers are written to journal files.
@@ -41,7 +43,9 @@ class Saved:
 
 
 class Store(Protocol):
-    """Keeps the exporter's state across restarts."""
+    """Keeps the exporter's state across restarts; `health` tells whether it can write now."""
+
+    health: StoreHealth
 
     def load(self) -> Saved:
         """The saved state and the entries after it; read once, at start."""
@@ -60,6 +64,9 @@ class Store(Protocol):
 
 class MemoryStore:
     """A store that keeps nothing: statistics start from zero at every start."""
+
+    def __init__(self) -> None:
+        self.health = StoreHealth()  # never failing
 
     def load(self) -> Saved:
         """Nothing was saved."""

@@ -11,21 +11,26 @@ from exporter.web.landing import LandingPage
 from exporter.web.webhook import TEXT_CONTENT_TYPE, WEBHOOK_PATH, Webhook, text_response
 
 Reload = Callable[[], tuple[bool, str]]
+# Why events cannot be served now, or None when they can.
+NotReady = Callable[[], str | None]
 
 
 class Health:
-    """/-/healthy and /-/ready; `ready` says whether requests can be served."""
+    """/-/healthy and /-/ready; `not_ready` says why events cannot be served, if they cannot."""
 
-    def __init__(self, ready: Callable[[], bool]) -> None:
-        self._ready = ready
+    def __init__(self, not_ready: NotReady) -> None:
+        self._not_ready = not_ready
 
     def healthy(self) -> bottle.HTTPResponse:
         """The process answers."""
         return text_response(200, "Healthy\n")
 
     def ready(self) -> bottle.HTTPResponse:
-        """200 when ready, 503 before."""
-        return text_response(200, "Ready\n") if self._ready() else text_response(503, "Not ready\n")
+        """200 when ready, 503 with the reason otherwise."""
+        reason = self._not_ready()
+        if reason is None:
+            return text_response(200, "Ready\n")
+        return text_response(503, f"Not ready: {reason}\n")
 
 
 class Lifecycle:
@@ -45,11 +50,11 @@ class Lifecycle:
 def create_app(
     webhook: Webhook,
     registry: CollectorRegistry | None,
-    ready: Callable[[], bool] = lambda: True,
+    not_ready: NotReady = lambda: None,
     reload: Reload | None = None,
 ) -> bottle.Bottle:
     """The main app; without a `registry`, /metrics is left to `create_metrics_app`."""
-    app = _base_app(registry, ready)
+    app = _base_app(registry, not_ready)
     landing = LandingPage(webhook.url, links_metrics=registry is not None)
     app.route(WEBHOOK_PATH, "POST", webhook.post)
     app.route(WEBHOOK_PATH, "GET", webhook.get)
@@ -59,17 +64,17 @@ def create_app(
 
 
 def create_metrics_app(
-    registry: CollectorRegistry, ready: Callable[[], bool] = lambda: True
+    registry: CollectorRegistry, not_ready: NotReady = lambda: None
 ) -> bottle.Bottle:
     """The app of the separate metrics address: /metrics, health and readiness only."""
-    return _base_app(registry, ready)
+    return _base_app(registry, not_ready)
 
 
-def _base_app(registry: CollectorRegistry | None, ready: Callable[[], bool]) -> bottle.Bottle:
+def _base_app(registry: CollectorRegistry | None, not_ready: NotReady) -> bottle.Bottle:
     app = bottle.Bottle()
     # Every route returns bytes or text: the JSON plugin would only wrap each call.
     app.uninstall("json")
-    health = Health(ready)
+    health = Health(not_ready)
     app.route("/-/healthy", "GET", health.healthy)
     app.route("/-/ready", "GET", health.ready)
     if registry is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any, Final, Protocol
 from xml.sax.saxutils import quoteattr
 
@@ -13,7 +12,6 @@ XML_CONTENT_TYPE: Final = "application/xml; charset=utf-8"
 EMPTY_REPLY: Final = b'<?xml version="1.0" encoding="UTF-8"?>\n<Response/>\n'
 
 
-@lru_cache(maxsize=64)
 def subscribe_reply(webhook_url: str) -> bytes:
     """The reply to newCall that asks sipgate to send answer and hangup to `webhook_url`."""
     url = quoteattr(webhook_url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import socket
 import threading
@@ -12,7 +11,9 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, Final
 
-from waitress import create_server
+from waitress.adjustments import Adjustments
+
+from exporter.web.connections import ConnectionLimits, DroppedConnections, LimitedServer
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,14 @@ class Server:
         *,
         max_body_bytes: int = 64 * 1024,
         read_timeout: float = 10.0,
+        limits: ConnectionLimits | None = None,
+        dropped: DroppedConnections | None = None,
         serves: str = "HTTP",
     ) -> None:
         # waitress reads each whole request in its I/O thread before a worker sees it, so a
-        # slow client holds a connection, never a worker; read_timeout bounds its silences.
-        self._server = create_server(
-            app,
+        # slow client holds a connection, never a worker; `limits` bound how many and how long.
+        limits = limits or ConnectionLimits()
+        adjustments = Adjustments(
             host=host,
             port=port,
             threads=threads,
@@ -55,8 +58,13 @@ class Server:
             clear_untrusted_proxy_headers=False,
             max_request_body_size=max_body_bytes * BODY_CAP_FACTOR,
             max_request_header_size=MAX_HEADER_BYTES,
-            channel_timeout=math.ceil(read_timeout),
-            cleanup_interval=1,
+            # waitress counts its listening socket and its trigger as connections too.
+            connection_limit=limits.max_connections + 2,
+            # select() takes no descriptor past 1023.
+            asyncore_use_poll=True,
+        )
+        self._server = LimitedServer(
+            app, adjustments, limits, read_timeout, dropped or DroppedConnections()
         )
         self._serves = serves
         self._stopping = False

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlunsplit
 
@@ -22,7 +22,7 @@ from exporter.domain.events import (
 )
 from exporter.errors import RequestError, StateError
 from exporter.recorder import Recorder
-from exporter.web.guard import Guard
+from exporter.web.guard import Guard, Network, parse_address, within
 from exporter.web.replies import XML_CONTENT_TYPE, OwnReplies, Replies
 from exporter.web.requests import INVALID
 
@@ -31,30 +31,38 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH: Final = "/webhook"
 TEXT_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
 
-# What of a request its webhook URL depends on: the rest need not be read again each time.
-_URL_KEYS: Final = (
-    "HTTP_X_FORWARDED_PROTO",
-    "wsgi.url_scheme",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_HOST",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "SCRIPT_NAME",
-)
+_FORWARDED_SCHEMES: Final = frozenset({"http", "https"})
+_HOST: Final = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 
-def request_webhook_url(environ: dict[str, Any]) -> str:
-    """This exporter's webhook URL as the client reached it (honours X-Forwarded-Proto/Host)."""
-    return _webhook_url(tuple(map(environ.get, _URL_KEYS)))
+def request_webhook_url(environ: Mapping[str, Any], trusted_proxies: tuple[Network, ...]) -> str:
+    """This exporter's webhook URL as the client reached it.
+
+    X-Forwarded-Proto (`http` or `https`) and X-Forwarded-Host count only from a trusted proxy.
+    """
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    host = str(environ.get("HTTP_HOST", ""))
+    peer = parse_address(environ.get("REMOTE_ADDR", ""))
+    if peer is not None and within(peer, trusted_proxies):
+        proto = _nearest(environ.get("HTTP_X_FORWARDED_PROTO")).lower()
+        scheme = proto if proto in _FORWARDED_SCHEMES else scheme
+        host = _nearest(environ.get("HTTP_X_FORWARDED_HOST")) or host
+    if not _HOST.fullmatch(host):
+        host = _server_host(environ, scheme)
+    path = str(environ.get("SCRIPT_NAME", "")).rstrip("/") + WEBHOOK_PATH
+    return urlunsplit((scheme, host, path, "", ""))
 
 
-@lru_cache(maxsize=64)
-def _webhook_url(values: tuple[str | None, ...]) -> str:
-    environ = {key: value for key, value in zip(_URL_KEYS, values, strict=True) if value}
-    request = bottle.BaseRequest(environ)
-    parts = request.urlparts
-    path = str(request.script_name).rstrip("/") + WEBHOOK_PATH
-    return urlunsplit((str(parts.scheme), str(parts.netloc), path, "", ""))
+def _nearest(header: str | None) -> str:
+    """The last of a header's comma-separated values: the one the trusted proxy set."""
+    return (header or "").rpartition(",")[2].strip()
+
+
+def _server_host(environ: Mapping[str, Any], scheme: str) -> str:
+    name = environ.get("SERVER_NAME") or "localhost"
+    port = environ.get("SERVER_PORT") or ""
+    default = "443" if scheme == "https" else "80"
+    return name if port in ("", default) else f"{name}:{port}"
 
 
 def text_response(status: int, text: str, **headers: str) -> bottle.HTTPResponse:
@@ -65,7 +73,7 @@ def text_response(status: int, text: str, **headers: str) -> bottle.HTTPResponse
 
 
 class Webhook:
-    """Receives sipgate.io events; `clock` gives the unix time at which they are received."""
+    """Receives sipgate.io events, timed by the recorder's clock."""
 
     def __init__(
         self,
@@ -74,19 +82,19 @@ class Webhook:
         limits: Limits = DEFAULT_LIMITS,
         replies: Replies | None = None,
         public_url: str | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._recorder = recorder
         self._guard = guard or Guard()
         self._limits = limits
         self._replies = replies or OwnReplies()
         self._public_url = public_url
-        self._clock = clock
         self._warned_reasons: set[str] = set()
 
     def url(self) -> str:
         """The webhook URL to give sipgate: the configured one, or the one this request used."""
-        return self._public_url or request_webhook_url(bottle.request.environ)
+        return self._public_url or request_webhook_url(
+            bottle.request.environ, self._guard.trusted_proxies
+        )
 
     def post(self) -> bottle.HTTPResponse:
         """Answer one webhook request; every request is counted and timed."""
@@ -100,12 +108,16 @@ class Webhook:
                 response = self._refuse(error)
             else:
                 label = event_label(event)
-                handled = self._recorder.event(event, body, self._clock())
+                handled = self._recorder.event(event, body, self._recorder.clock())
                 log_event(event, handled.matched)
                 log_calls_ended(handled.ended)
                 environ = bottle.request.environ
                 reply = self._replies.reply(event, environ, body, self.url())
                 response = bottle.HTTPResponse(reply, headers={"Content-Type": XML_CONTENT_TYPE})
+        except StateError as error:
+            # The store logs each episode of failures once; a traceback each would flood the log.
+            log.debug("webhook request refused: %s", error)
+            response = self._fail(label)
         except Exception:
             log.exception("webhook request failed")
             response = self._fail(label)

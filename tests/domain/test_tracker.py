@@ -48,8 +48,7 @@ class Scenario:
         return _by_first_two(self.tracker.stats.calls_ended)
 
     def active(self) -> dict[tuple[str, str], int]:
-        _, active, _ = self.tracker.read()
-        return _by_first_two(active)
+        return _by_first_two(self.tracker.read().active)
 
     def wait(self, direction: str, outcome: str) -> tuple[int, float]:
         return _histogram(self.tracker.stats.wait, direction, outcome)

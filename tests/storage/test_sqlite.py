@@ -358,3 +358,16 @@ def test_damage_inside_the_journal_is_refused(path: Path) -> None:
     with pytest.raises(StateError, match=r"damaged at byte 0; start with --state\.reset"):
         SqliteStore(path)
     assert journal.read_bytes() == bytes(damaged)
+
+
+def test_a_sweep_after_the_store_closed_is_refused_cleanly(path: Path) -> None:
+    store = SqliteStore(path)
+    keep(store, 1.0, NEW_CALL)
+    store.close(state_of({"n": 1}))
+
+    # The sweeper may still be running while the exporter stops.
+    with pytest.raises(StateError, match="is closed"):
+        keep(store, 2.0, None, SWEEP)
+    store.maintain(state_of({"n": 2}))
+
+    assert reopened(path) == ({"n": 1}, [])

@@ -16,6 +16,7 @@ from exporter.domain.calls import Handled
 from exporter.domain.events import Event, NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
+from exporter.web.guard import Guard, parse_networks
 from tests.http_helpers import (
     ANSWERERS,
     CALLEE,
@@ -111,11 +112,13 @@ def make_web() -> MakeWeb:
     def make(
         public_url: str | None = None,
         tracker_class: type[CallTracker] = RecordingTracker,
-        ready: Callable[[], bool] = lambda: True,
+        not_ready: Callable[[], str | None] | None = None,
+        trusted_proxies: str | None = None,
     ) -> Web:
         tracker = tracker_class(new_statistics(), 10.0, 3600.0)
         clock = Clock()
-        parts = build(tracker, public_url=public_url, clock=clock, ready=ready)
+        guard = Guard(trusted_proxies=parse_networks(trusted_proxies)) if trusted_proxies else None
+        parts = build(tracker, guard=guard, public_url=public_url, clock=clock, not_ready=not_ready)
         return Web(webtest.TestApp(parts.app), tracker, parts.registry, clock)
 
     return make
@@ -155,21 +158,64 @@ def test_new_call_reply_names_the_webhook_url_of_the_request_host(web: Web) -> N
     web.check_invariant()
 
 
-def test_new_call_reply_honours_forwarded_proto_and_host(web: Web) -> None:
+PROXY = {"REMOTE_ADDR": "10.0.0.2"}
+
+
+def test_new_call_reply_honours_forwarded_proto_and_host_from_a_trusted_proxy(
+    make_web: MakeWeb,
+) -> None:
+    web = make_web(trusted_proxies="10.0.0.0/8")
     headers = {
         "Host": "10.0.0.5:9850",
         "X-Forwarded-Proto": "https",
         "X-Forwarded-Host": "stats.example.com",
     }
-    response = web.post(new_call("1"), headers=headers)
+    response = web.post(new_call("1"), headers=headers, extra_environ=PROXY)
 
     url = "https://stats.example.com/webhook"
     assert reply_urls(response) == (url, url)
     web.check_invariant()
 
 
+@pytest.mark.parametrize("trusted", [None, "192.168.0.0/16"], ids=["no-proxies", "other-proxy"])
+def test_forwarded_proto_and_host_from_anyone_else_are_ignored(
+    make_web: MakeWeb, trusted: str | None
+) -> None:
+    web = make_web(trusted_proxies=trusted)
+    headers = {
+        "Host": "stats.example.com:9850",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil.example.net",
+    }
+    response = web.post(new_call("1"), headers=headers, extra_environ=PROXY)
+
+    url = "http://stats.example.com:9850/webhook"
+    assert reply_urls(response) == (url, url)
+
+
+@pytest.mark.parametrize("proto", ["javascript", "ftp", "HTTPS:", ""])
+def test_a_trusted_proxy_may_forward_only_http_or_https(make_web: MakeWeb, proto: str) -> None:
+    web = make_web(trusted_proxies="10.0.0.0/8")
+    headers = {"Host": "stats.example.com", "X-Forwarded-Proto": proto}
+    response = web.post(new_call("1"), headers=headers, extra_environ=PROXY)
+
+    assert reply_urls(response)[0] == "http://stats.example.com/webhook"
+
+
+def test_the_proxy_next_to_the_exporter_sets_the_forwarded_values_that_count(
+    make_web: MakeWeb,
+) -> None:
+    web = make_web(trusted_proxies="10.0.0.0/8")
+    headers = {
+        "X-Forwarded-Proto": "http, https",
+        "X-Forwarded-Host": "spoofed.example.net, stats.example.com",
+    }
+    response = web.post(new_call("1"), headers=headers, extra_environ=PROXY)
+
+    assert reply_urls(response)[0] == "https://stats.example.com/webhook"
+
+
 def test_each_host_and_mount_point_gets_its_own_webhook_url(web: Web) -> None:
-    # The URL is derived once per host and cached: a second name must not get the first's.
     seen = []
     for number, (host, script) in enumerate(
         [
@@ -181,7 +227,7 @@ def test_each_host_and_mount_point_gets_its_own_webhook_url(web: Web) -> None:
     ):
         response = web.post(
             new_call(str(number)),
-            headers={"X-Forwarded-Host": host},
+            headers={"Host": host},
             extra_environ={"SCRIPT_NAME": script},
         )
         seen.append(reply_urls(response)[0])
@@ -467,11 +513,13 @@ def test_landing_page_escapes_the_webhook_url(make_web: MakeWeb) -> None:
     assert "<2>" not in response.text
 
 
-def test_landing_page_escapes_a_forwarded_host(web: Web) -> None:
-    response = web.app.get("/", headers={"X-Forwarded-Host": "evil<script>x</script>"})
+@pytest.mark.parametrize("header", ["Host", "X-Forwarded-Host"])
+def test_a_host_that_is_no_host_name_never_reaches_the_page(make_web: MakeWeb, header: str) -> None:
+    web = make_web(trusted_proxies="10.0.0.0/8")
+    response = web.app.get("/", headers={header: "evil<script>x</script>"}, extra_environ=PROXY)
 
-    assert "<script>" not in response.text
-    assert "evil&lt;script&gt;" in response.text
+    assert "evil" not in response.text
+    assert "/webhook" in response.text
 
 
 def test_healthy(web: Web) -> None:
@@ -485,9 +533,9 @@ def test_ready(web: Web) -> None:
 
 
 def test_not_ready(make_web: MakeWeb) -> None:
-    web = make_web(ready=lambda: False)
+    web = make_web(not_ready=lambda: "still loading")
 
-    web.app.get("/-/ready", status=503)
+    assert web.app.get("/-/ready", status=503).text == "Not ready: still loading\n"
     web.app.get("/-/healthy", status=200)
 
 
