@@ -88,6 +88,7 @@ class JournalFiles:
             if end > len(self._map):
                 self._wanted = end
                 self._grow(end)
+            # A copy, not os.write: bench/RESULTS.md, "Journal records in a shared mapping".
             self._map[start:end] = record
             self._end = end
             self._last = seq
