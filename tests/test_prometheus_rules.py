@@ -145,8 +145,10 @@ def _recorded_names() -> set[str]:
     }
 
 
-@pytest.mark.parametrize("name", ["SipgateMissedCallSpike", "SipgateMissedCallRatioHigh"])
-def test_missed_call_alerts_fire_per_line(name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["SipgateMissedCallSpike", "SipgateMissedCallRatioHigh", "SipgateServiceLevelLow"]
+)
+def test_call_alerts_fire_per_line(name: str) -> None:
     rule = next(rule for rule in _alerts() if rule["alert"] == name)
     recorded = _recorded_names()
     used = {token for token in re.findall(r"[a-zA-Z_:][\w:]*", rule["expr"]) if token in recorded}
@@ -170,3 +172,84 @@ def test_per_line_recording_rules_keep_line_and_direction() -> None:
         for by in re.findall(r"\bby\s*\(([^)]*)\)", rule["expr"]):
             labels = {label.strip() for label in by.split(",")}
             assert {"direction", "line"} <= labels, f"{rule['record']}: sum by ({by})"
+
+
+# The service-level recording rules of issue 14, written out: their names are a contract.
+SERVICE_LEVEL_RULES = (
+    "direction_line:sipgate_calls_service_level:ratio1h",
+    "direction:sipgate_calls_service_level:ratio1h",
+    "direction_line:sipgate_calls_abandoned:ratio1h",
+    "direction:sipgate_calls_abandoned:ratio1h",
+    "direction_line:sipgate_call_answer_speed_seconds:avg1h",
+    "direction:sipgate_call_answer_speed_seconds:avg1h",
+    "direction_line:sipgate_calls_service_level:ratio1d",
+    "direction:sipgate_calls_service_level:ratio1d",
+    "direction_line:sipgate_calls_abandoned:ratio1d",
+    "direction:sipgate_calls_abandoned:ratio1d",
+    "direction_line:sipgate_call_answer_speed_seconds:avg1d",
+    "direction:sipgate_call_answer_speed_seconds:avg1d",
+)
+SERVICE_LEVEL_GROUPS = ("sipgate-service-level.rules", "sipgate-thresholds.rules")
+
+
+def _group_rules(*names: str) -> list[dict[str, Any]]:
+    """The rules of the named groups of sipgate.rules.yml."""
+    groups = _load(RULES_DIR / "sipgate.rules.yml")["groups"]
+    return [rule for group in groups if group["name"] in names for rule in group["rules"]]
+
+
+def _expected_samples() -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every promql_expr_test of the unit tests: its expression and expected samples."""
+    return [
+        (case["expr"], case.get("exp_samples") or [])
+        for path in RULE_TEST_FILES
+        for test in _load(path)["tests"]
+        for case in test.get("promql_expr_test", [])
+    ]
+
+
+def test_service_level_rules_are_recorded() -> None:
+    recorded = [rule["record"] for rule in _group_rules("sipgate-service-level.rules")]
+    for name in SERVICE_LEVEL_RULES:
+        assert recorded.count(name) == 1, f"{name}: recorded {recorded.count(name)} times"
+
+
+def test_service_level_rules_count_incoming_calls_only() -> None:
+    """Every selector of a raw exporter metric in the group asks for direction="in"."""
+    metrics = set()
+    for rule in _group_rules("sipgate-service-level.rules"):
+        selectors = re.findall(r"(?<![\w:])(sipgate_\w+)\s*(\{[^}]*\})?", rule["expr"])
+        for metric, matchers in selectors:
+            assert 'direction="in"' in matchers, f"{rule['record']}: {metric}{matchers}"
+            metrics.add(metric)
+    assert metrics >= {
+        "sipgate_calls_offered_total",
+        "sipgate_calls_answered_in_target_total",
+        "sipgate_calls_abandoned_total",
+        "sipgate_call_wait_seconds_sum",
+        "sipgate_call_wait_seconds_count",
+    }, metrics
+
+
+@pytest.mark.parametrize(
+    "name",
+    [rule["record"] for rule in _group_rules(*SERVICE_LEVEL_GROUPS)],
+)
+def test_service_level_rule_has_a_unit_test_with_values(name: str) -> None:
+    """Each rule is evaluated by a promtool test that expects samples with their labels."""
+    expected = [
+        samples for expr, samples in _expected_samples() if re.match(rf"{name}\b(?!:)", expr)
+    ]
+    labelled = [sample["labels"] for samples in expected for sample in samples]
+    assert labelled, f"{name}: no promtool test expects a value"
+    if name.startswith("direction"):
+        assert all('direction="in"' in labels for labels in labelled), f"{name}: {labelled}"
+    if name.startswith("direction_line"):
+        assert all("line=" in labels for labels in labelled), f"{name}: {labelled}"
+
+
+def test_callbacks_alert_sums_instances_per_line() -> None:
+    rule = next(rule for rule in _alerts() if rule["alert"] == "SipgateCallbacksPiling")
+    assert re.search(r"\bsum by \(line\) \(sipgate_callbacks_pending\)", rule["expr"])
+    assert "sipgate:callbacks_pending:threshold" in rule["expr"]
+    assert "$labels.line" in rule["annotations"]["description"], "name the line"
