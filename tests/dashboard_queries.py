@@ -30,6 +30,7 @@ TEST_VARIABLES: Mapping[str, str] = {
     "direction": ".*",
     "line": ".*",
     "team": ".*",
+    "service_level_target": "0.8",
     "__rate_interval": "1m",
     "__range": "1h",
     "__interval": "15s",

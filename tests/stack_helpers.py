@@ -174,6 +174,20 @@ def parse_summary(stdout: str) -> dict[tuple[str, str], int]:
     return rows
 
 
+_CALLBACKS: Final = re.compile(
+    r"^callbacks: called_back (\d+), called_again (\d+), still owed (-?\d+)$", re.M
+)
+
+
+def parse_callbacks(stdout: str) -> dict[str, int]:
+    """Return the simulator's callback line: debts settled by result, and those still owed."""
+    match = _CALLBACKS.search(stdout)
+    if match is None:
+        raise ValueError(f"no callback line in the simulator's output:\n{stdout}")
+    back, again, owed = map(int, match.groups())
+    return {"called_back": back, "called_again": again, "still_owed": owed}
+
+
 def write_key_pair(directory: Path) -> tuple[Path, Path]:
     """Write a fresh RSA key pair as PEM files; return (private key, public key) paths.
 

@@ -41,12 +41,22 @@ GRID_WIDTH = 24
 _HISTOGRAMS = {
     "sipgate_call_wait_seconds": {"direction", "outcome", "line"},
     "sipgate_call_duration_seconds": {"direction", "answered_by", "line"},
+    "sipgate_callback_delay_seconds": {"line"},
     "sipgate_webhook_request_duration_seconds": set(),
 }
 CONTRACT: dict[str, frozenset[str]] = {
     "sipgate_calls_total": frozenset({"direction", "line"}),
     "sipgate_calls_ended_total": frozenset({"direction", "outcome", "line"}),
     "sipgate_calls_active": frozenset({"direction", "state", "line"}),
+    "sipgate_calls_offered_total": frozenset({"direction", "line"}),
+    "sipgate_calls_answered_in_target_total": frozenset({"direction", "line"}),
+    "sipgate_calls_abandoned_total": frozenset({"direction", "line"}),
+    "sipgate_calls_short_abandoned_total": frozenset({"direction", "line"}),
+    "sipgate_calls_answered_unnamed_total": frozenset({"direction", "line"}),
+    "sipgate_calls_ringing_since_timestamp_seconds": frozenset({"direction", "line"}),
+    "sipgate_callbacks_pending": frozenset({"line"}),
+    "sipgate_callbacks_total": frozenset({"line", "result"}),
+    "sipgate_callbacks_dropped_total": frozenset(),
     "sipgate_team_calls_answered_total": frozenset({"team"}),
     "sipgate_team_talk_seconds_total": frozenset({"team"}),
     "sipgate_team_outgoing_calls_total": frozenset({"team"}),
@@ -76,7 +86,8 @@ LABEL_VALUES: dict[str, frozenset[str]] = {
         {"answered", "voicemail", "missed", "busy", "rejected", "failed", "forwarded", "expired"}
     ),
     "state": frozenset({"ringing", "talking"}),
-    "answered_by": frozenset({"person", "voicemail"}),
+    "answered_by": frozenset({"person", "unnamed", "voicemail"}),
+    "result": frozenset({"called_back", "called_again", "expired"}),
     "cause": frozenset(
         {"normalClearing", "busy", "cancel", "noAnswer", "congestion", "notFound", "forwarded"}
         | {"other"}
@@ -90,8 +101,12 @@ METRIC_LABEL_VALUES: dict[tuple[str, str], frozenset[str]] = {
 }
 # label -> the dashboard variable that every selector of a metric with that label follows.
 VARIABLE_FILTERS: dict[str, str] = {"direction": "$direction", "line": "$line", "team": "$team"}
-# Instead of its variable, a selector may match every value on purpose (the whole of a share).
+# Instead of its variable, a selector may match every value on purpose (the whole of a share),
+# or keep only incoming calls (the service level is about callers, whatever $direction says).
 ALL_VALUES = ".*"
+DELIBERATE: dict[str, frozenset[tuple[str, str]]] = {
+    "direction": frozenset({("=", "in")}),
+}
 GRAFANA_GLOBALS = frozenset({"__rate_interval", "__range", "__interval"})
 AGGREGATIONS = frozenset({"sum", "min", "max", "avg", "count", "group", "topk", "bottomk"})
 KEYWORDS = frozenset(
@@ -123,8 +138,10 @@ _TOKEN = re.compile(
     r"|\[[^\]]*\]"  # range
     r"|\{[^}]*\}"  # matchers
     r"|\b\d[\w.]*"  # number
+    r"|\$\{\w+(?::\w+)?\}|\$\w+"  # a Grafana variable standing for a number
     r"|(?P<name>[a-zA-Z_:][\w:]*)"
 )
+_SUBQUERY = re.compile(r"\)\[\$__range:(?P<step>\d+[smhd])\]")
 _MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 _BY = re.compile(r"\b(by|without)\s*\(([^)]*)\)")
 _RANGE_CALL = re.compile(
@@ -208,21 +225,50 @@ class Target:
 
 
 def check_ranges(t: Target) -> Problems:
-    """Ranges are $__rate_interval inside rate/increase; $__range only in instant increase."""
+    """Ranges are $__rate_interval inside rate/increase; $__range only in instant increase.
+
+    One subquery is allowed, for calls per clock hour: sum_over_time((...)[$__range:STEP]) in
+    an instant query, with increase() over exactly STEP inside it.
+    """
     problems = []
+    subqueries = []  # (start, end, step) of each subquery's argument
+    for subquery in _SUBQUERY.finditer(t.expr):
+        start = _opening(t.expr, subquery.start())
+        subqueries.append((start, subquery.start(), subquery.group("step")))
+        if not t.expr[:start].endswith("sum_over_time(") or not t.instant:
+            problems.append(
+                f"{t.where}: a subquery [$__range:step] only in sum_over_time() of an instant query"
+            )
     calls = list(_RANGE_CALL.finditer(t.expr))
-    if len(calls) != t.expr.count("["):
+    if len(calls) + len(subqueries) != t.expr.count("["):
         problems.append(f"{t.where}: a range is not the direct argument of rate()/increase()")
     for call in calls:
         fn, window = call.group("fn"), call.group("range")
+        step = next((s for start, end, s in subqueries if start < call.start() < end), None)
         if fn not in {"rate", "increase"}:
             problems.append(f"{t.where}: use rate() or increase(), not {fn}()")
         if window == "$__range":
             if fn != "increase" or not t.instant:
                 problems.append(f"{t.where}: [$__range] only in increase() of an instant query")
+        elif step is not None:
+            if window != step:
+                problems.append(f"{t.where}: range [{window}] in a subquery must be its step")
         elif window != "$__rate_interval":
             problems.append(f"{t.where}: range [{window}] must be [$__rate_interval]")
     return problems
+
+
+def _opening(expr: str, closing: int) -> int:
+    """Return the index of the parenthesis that the one at `closing` closes (-1 if none)."""
+    depth = 0
+    for index in range(closing, -1, -1):
+        if expr[index] == ")":
+            depth += 1
+        elif expr[index] == "(":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
 
 
 def is_counter(name: str) -> bool:
@@ -293,7 +339,8 @@ def check_filters(t: Target) -> Problems:
         for label, (op, value) in wanted.items():
             matcher = s.matchers.get(label)
             deliberately_all = label in VARIABLE_FILTERS and matcher == ("=~", ALL_VALUES)
-            if matcher != (op, value) and not deliberately_all:
+            deliberate = matcher in DELIBERATE.get(label, frozenset())
+            if matcher != (op, value) and not (deliberately_all or deliberate):
                 problems.append(f'{t.where}: {s.name} needs {label}{op}"{value}"')
     return problems
 
@@ -512,6 +559,109 @@ def test_wait_time_has_median_p90_and_heatmap(dashboard: dict[str, Any]) -> None
     )
 
 
+def _panels_by_title(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["title"]: p for p in iter_panels(dashboard)}
+
+
+def _row_of(dashboard: dict[str, Any], title: str) -> list[str]:
+    """The titles of the panels of a row, in order (rows are expanded: panels follow them)."""
+    titles, current = [], None
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            current = panel["title"]
+        elif current == title:
+            titles.append(panel["title"])
+    return titles
+
+
+def test_service_level_row_comes_first(dashboard: dict[str, Any]) -> None:
+    assert dashboard["panels"][0] == {**dashboard["panels"][0], "type": "row"}
+    assert dashboard["panels"][0]["title"] == "Service level"
+    assert _row_of(dashboard, "Service level") == [
+        "Service level",
+        "Abandon rate",
+        "Average speed of answer",
+        "Longest wait now",
+        "Calls waiting now",
+        "Callbacks pending",
+        "Service level by line",
+        "Abandon rate by line",
+        "Service level by line in range",
+        "Busy hours (last 7 days, UTC)",
+    ]
+
+
+def test_service_level_stat_is_colored_by_the_target_variable(dashboard: dict[str, Any]) -> None:
+    variable = next(
+        v for v in dashboard["templating"]["list"] if v["name"] == "service_level_target"
+    )
+    assert variable["type"] == "custom"
+    assert variable["current"]["value"] == "0.8"
+    assert all(0 < float(o["value"]) < 1 for o in variable["options"])
+    assert not variable["allowCustomValue"]
+    panel = _panels_by_title(dashboard)["Service level"]
+    met, missed = (t["expr"] for t in panel["targets"])
+    level = met.removesuffix(" >= $service_level_target")
+    assert level != met
+    assert missed == f"{level} < $service_level_target", "the two queries must split one value"
+    assert "sipgate_calls_answered_in_target_total" in level.split(" / ")[0]
+    assert "sipgate_calls_offered_total" in level.split(" / ")[1]
+    colors = {
+        o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+        for o in panel["fieldConfig"]["overrides"]
+        if o["matcher"]["id"] == "byFrameRefID"
+    }
+    assert colors == {"A": "green", "B": "red"}
+
+
+def test_service_level_figures_are_of_incoming_calls(dashboard: dict[str, Any]) -> None:
+    for title in _row_of(dashboard, "Service level"):
+        for target in _panels_by_title(dashboard)[title]["targets"]:
+            for s in selectors(target["expr"]):
+                if "direction" in CONTRACT[s.name]:
+                    assert s.matchers["direction"] == ("=", "in"), f"{title}: {s.name}"
+
+
+def test_longest_wait_is_never_the_age_of_the_epoch(dashboard: dict[str, Any]) -> None:
+    expr = _panels_by_title(dashboard)["Longest wait now"]["targets"][0]["expr"]
+    assert expr.startswith("(time() - min (sipgate_calls_ringing_since_timestamp_seconds{")
+    assert expr.endswith("} > 0)) or vector(0)"), "0 (nobody rings) must not reach time() - x"
+
+
+def test_lines_table_names_every_column(dashboard: dict[str, Any]) -> None:
+    panel = _panels_by_title(dashboard)["Service level by line in range"]
+    assert panel["type"] == "table"
+    refs = [t["refId"] for t in panel["targets"]]
+    assert all(t["format"] == "table" and t["instant"] for t in panel["targets"])
+    assert all(t["expr"].startswith("sum by (line) (") for t in panel["targets"])
+    headers = {
+        o["matcher"]["options"]: {p["id"]: p.get("value") for p in o["properties"]}
+        for o in panel["fieldConfig"]["overrides"]
+    }
+    assert set(headers) == {f"Value #{ref}" for ref in refs}
+    assert [headers[f"Value #{ref}"]["displayName"] for ref in refs] == [
+        "Offered",
+        "Answered in target",
+        "Service level",
+        "Abandoned",
+        "Average speed of answer",
+        "Callbacks pending",
+    ]
+    assert [t["id"] for t in panel["transformations"]] == ["merge", "organize"]
+
+
+def test_busy_hours_count_each_clock_hour(dashboard: dict[str, Any]) -> None:
+    panel = _panels_by_title(dashboard)["Busy hours (last 7 days, UTC)"]
+    assert panel["timeFrom"] == "7d"
+    assert [t["legendFormat"] for t in panel["targets"]] == [f"{h:02d}" for h in range(24)]
+    for hour, target in enumerate(panel["targets"]):
+        expr = target["expr"]
+        assert "sipgate_calls_offered_total" in expr
+        # The increase over an hour is taken at the hour's end: hour() is one more.
+        assert f" and on() hour() == {(hour + 1) % 24})[$__range:1h])" in expr, expr
+        assert expr.endswith(" or vector(0)")
+
+
 # --- tests of the linter itself: it must catch what it claims to catch ------------------------
 
 
@@ -525,6 +675,10 @@ def _lint_one(expr: str, *, instant: bool = False, kind: str = "timeseries") -> 
 GOOD = (
     'sum by (direction) (rate(sipgate_calls_total{job="$job", instance=~"$instance", '
     'direction=~"$direction", line=~"$line"}[$__rate_interval]))'
+)
+HOURLY = (
+    'sum_over_time((sum (increase(sipgate_calls_offered_total{job="$job", instance=~"$instance", '
+    'direction="in", line=~"$line"}[1h])) and on() hour() == 10)[$__range:1h]) or vector(0)'
 )
 TEAM = (
     'sum by (team) (rate(sipgate_team_calls_answered_total{job="$job", instance=~"$instance", '
@@ -583,6 +737,14 @@ TEAM = (
             False,
             "summed by (le",
         ),
+        (GOOD.replace('direction=~"$direction"', 'direction="in"'), False, None),
+        (GOOD.replace('direction=~"$direction"', 'direction="out"'), False, "needs direction"),
+        (HOURLY, True, None),
+        (HOURLY, False, "only in sum_over_time() of an instant query"),
+        (HOURLY.replace("sum_over_time", "max_over_time"), True, "only in sum_over_time()"),
+        (HOURLY.replace("[1h])", "[5m])"), True, "must be its step"),
+        (HOURLY.replace("[1h])", "[$__rate_interval])"), True, "must be its step"),
+        (HOURLY.replace("[$__range:1h]", "[1d:1h]"), True, "not the direct argument"),
     ],
 )
 def test_linter_catches(expr: str, instant: bool, expected: str | None) -> None:
@@ -620,7 +782,8 @@ def test_panel_queries_are_fully_substituted() -> None:
     queries = panel_queries({"instance": "127.0.0.1:9850"})
     assert len(queries) >= 20
     assert all("$" not in q.expr for q in queries), [str(q) for q in queries if "$" in q.expr]
-    assert all('instance=~"127.0.0.1:9850"' in q.expr for q in queries)
+    with_metrics = [q for q in queries if selectors(q.raw_expr)]
+    assert all('instance=~"127.0.0.1:9850"' in q.expr for q in with_metrics)
     assert TEST_VARIABLES["job"] == "sipgate"
 
 

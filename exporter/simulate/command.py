@@ -137,6 +137,31 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
             defaults.lost_followup_probability,
             "share of incoming calls whose follow-up events never arrive (they expire)",
         ),
+        (
+            "short-abandon-probability",
+            defaults.short_abandon_probability,
+            "share of missed incoming calls where the caller hangs up within 4 s",
+        ),
+        (
+            "slow-answer-probability",
+            defaults.slow_answer_probability,
+            "share of answered incoming calls that wait 21 s to 5 min (past a 20 s target)",
+        ),
+        (
+            "unnamed-answer-probability",
+            defaults.unnamed_answer_probability,
+            "share of answered incoming calls taken by no named user (queue, pickup)",
+        ),
+        (
+            "call-again-probability",
+            defaults.call_again_probability,
+            "share of incoming calls from a caller owed a callback, while one is",
+        ),
+        (
+            "callback-probability",
+            defaults.callback_probability,
+            "share of outgoing calls returning a missed call, while one is owed",
+        ),
     ):
         add(f"--{name}", type=_probability, default=default, help=f"{what} (default: %(default)s)")
 
@@ -154,6 +179,11 @@ def profile_from(args: argparse.Namespace) -> TrafficProfile:
         group_probability=args.group_probability,
         anonymous_probability=args.anonymous_probability,
         lost_followup_probability=args.lost_followup_probability,
+        short_abandon_probability=args.short_abandon_probability,
+        slow_answer_probability=args.slow_answer_probability,
+        unnamed_answer_probability=args.unnamed_answer_probability,
+        call_again_probability=args.call_again_probability,
+        callback_probability=args.callback_probability,
     )
 
 

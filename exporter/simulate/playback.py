@@ -9,18 +9,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from exporter.domain.callbacks import CALLED_AGAIN, CALLED_BACK
 from exporter.simulate.sender import Sender
 from exporter.simulate.traffic import PlannedCall, PlannedEvent, TrafficPlanner
+
+CALLBACK_RESULTS = (CALLED_BACK, CALLED_AGAIN)
 
 
 @dataclass
 class Tally:
-    """What was sent: calls by (direction, outcome) once all their events went out."""
+    """What was sent: calls by (direction, outcome) once all their events went out, and the
+    callback debts they opened and settled (by result)."""
 
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     started: int = 0
+    owed: int = 0
+    settled: Counter[str] = field(default_factory=Counter)
 
     @property
     def in_flight(self) -> int:
@@ -44,6 +50,9 @@ class Tally:
         lines.append(f"total                  {sum(self.calls.values()):>5}")
         if self.in_flight:
             lines.append(f"interrupted before their last event: {self.in_flight} calls")
+        settled = "".join(f"{result} {self.settled[result]}, " for result in CALLBACK_RESULTS)
+        still_owed = self.owed - sum(self.settled.values())
+        lines.append(f"callbacks: {settled}still owed {still_owed}")
         events = ", ".join(f"{name} {count}" for name, count in sorted(self.events.items()))
         lines.append(f"events sent: {events or 'none'}")
         errors = ", ".join(f"{name} {count}" for name, count in sorted(self.errors.items()))
@@ -122,4 +131,7 @@ def _send(sender: Sender, pending: _Pending, tally: Tally) -> None:
     elif event.name == "newCall" and b"onHangup=" not in reply:
         tally.errors["no_subscription"] += 1
     if pending.last:
-        tally.calls[(pending.call.direction, pending.call.outcome)] += 1
+        call = pending.call
+        tally.calls[(call.direction, call.outcome)] += 1
+        tally.owed += call.owes
+        tally.settled.update(call.settles)

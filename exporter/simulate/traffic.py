@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
 
+from exporter.domain.callbacks import CALLED_AGAIN, CALLED_BACK, OWED_OUTCOMES
 from exporter.domain.calls import (
     ANSWERED,
     BUSY,
@@ -22,6 +23,15 @@ from exporter.domain.events import IN, OUT
 
 ACCOUNT_LINES: Final = ("4921112345670", "4921112345671", "4930987654320")
 STAFF: Final = ("Alice", "Bob", "Jürgen", "Zoë", "Marty", "Doc")
+ANONYMOUS: Final = "anonymous"
+# A missed caller calls again, or is called back, this many simulated seconds after the missed
+# call ended at the earliest; after a call that ended `forwarded` later still, since the exporter
+# ends that call only after --calls.forward-grace (10 s, real time: at --speed 60 that is 600
+# simulated seconds). Past a day the planner forgets the caller (the exporter's debt expires
+# after --callbacks.expire-after, 3 days by default).
+CALLBACK_AFTER: Final = 60.0
+CALLBACK_AFTER_FORWARD: Final = 900.0
+FORGET_AFTER: Final = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +48,11 @@ class TrafficProfile:
     group_probability: float = 0.3
     anonymous_probability: float = 0.1
     lost_followup_probability: float = 0.0
+    short_abandon_probability: float = 0.3
+    slow_answer_probability: float = 0.15
+    unnamed_answer_probability: float = 0.1
+    call_again_probability: float = 0.15
+    callback_probability: float = 0.5
     median_wait: float = 8.0
     median_talk: float = 90.0
 
@@ -53,11 +68,27 @@ class PlannedEvent:
 
 @dataclass(frozen=True, slots=True)
 class PlannedCall:
-    """A whole call: its events in order and the outcome the exporter should record."""
+    """A whole call: its events in order and what the exporter should record for it.
+
+    `owes` is 1 when the call leaves its caller owed a callback who was not owed one before;
+    `settles` holds the result (called_back, called_again) of each callback debt it settles.
+    """
 
     direction: str
     outcome: str
     events: tuple[PlannedEvent, ...]
+    owes: int = 0
+    settles: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Debtor:
+    """A caller owed a callback: the number, the sipgate number they called, since when."""
+
+    number: str
+    line: str
+    since: float
+    ready_at: float  # from when the next call with this number may start
 
 
 class _CallBuilder:
@@ -129,6 +160,9 @@ class TrafficPlanner:
         self._clock = 0.0
         self._serial = 0
         self._prefix = f"{seed:x}"
+        # Callers owed a callback and not in a call now, oldest first; and every number owed.
+        self._waiting: list[_Debtor] = []
+        self._owed: set[str] = set()
 
     def __iter__(self) -> Iterator[PlannedCall]:
         return self
@@ -156,31 +190,42 @@ class TrafficPlanner:
         return self._rng.random() < probability
 
     def _external_number(self) -> str:
-        return "49" + "".join(self._rng.choice("0123456789") for _ in range(10))
+        while True:  # never a number owed a callback: its calls would settle the debt
+            number = "49" + "".join(self._rng.choice("0123456789") for _ in range(10))
+            if number not in self._owed:
+                return number
 
     def _incoming(self, start: float) -> PlannedCall:
         profile, rng = self.profile, self._rng
-        caller = (
-            "anonymous" if self._chance(profile.anonymous_probability) else self._external_number()
-        )
-        call = _CallBuilder(start, IN, caller, rng.choice(ACCOUNT_LINES))
+        debtor = self._debtor(start, profile.call_again_probability)
+        if debtor is not None:
+            caller, line = debtor.number, debtor.line  # calls the same number again
+        else:
+            anonymous = self._chance(profile.anonymous_probability)
+            caller = ANONYMOUS if anonymous else self._external_number()
+            line = rng.choice(ACCOUNT_LINES)
+        call = _CallBuilder(start, IN, caller, line)
         first = self._call_id()
         group = self._chance(profile.group_probability)
         users = tuple(rng.sample(STAFF, 3)) if group else (rng.choice(STAFF),)
         call.new_call(first, first, users)
         if self._chance(profile.lost_followup_probability):
+            # The call never ends: a debtor stays owed, but is never called again.
             return PlannedCall(IN, EXPIRED, tuple(call.events))
         if self._chance(profile.answer_probability):
             self._answered_incoming(call, first, users)
-            return PlannedCall(IN, ANSWERED, tuple(call.events))
+            return self._settled(call, ANSWERED, debtor, CALLED_AGAIN)
         outcome = self._unanswered_incoming(call, first)
-        return PlannedCall(IN, outcome, tuple(call.events))
+        return self._missed(call, outcome, debtor)
 
     def _answered_incoming(self, call: _CallBuilder, first: str, users: tuple[str, ...]) -> None:
         profile, rng = self.profile, self._rng
+        # A slow answer: the caller waited in a queue, past the default 20 s target.
+        slow = self._chance(profile.slow_answer_probability)
+        ring = self._lognormal(40.0, 0.4, 21.0, 300.0) if slow else self._ring()
         if self._chance(profile.forward_probability):
             # Forward: the first leg ends `forwarded`, a new leg rings someone else.
-            call.wait(self._ring())
+            call.wait(ring)
             call.hangup(first, "forwarded")
             second = self._call_id()
             call.wait(0.3)
@@ -190,8 +235,10 @@ class TrafficPlanner:
             call.wait(self._talk())
             call.hangup(second, "normalClearing")
             return
-        call.wait(self._ring())
-        call.answer(first, rng.choice(users))
+        call.wait(ring)
+        # An answer without a user: a queue, a pickup or an external phone took the call.
+        unnamed = self._chance(profile.unnamed_answer_probability)
+        call.answer(first, None if unnamed else rng.choice(users))
         if self._chance(profile.transfer_probability):
             # Transfer: a new leg starts while the first is still connected.
             call.wait(self._talk() / 3)
@@ -230,13 +277,18 @@ class TrafficPlanner:
             [("cancel", MISSED)] * 6
             + [("noAnswer", REJECTED), ("congestion", FAILED), ("forwarded", FORWARDED_OUTCOME)]
         )
-        call.wait(self._ring() * (2 if outcome == MISSED else 1))
+        if outcome == MISSED and self._chance(profile.short_abandon_probability):
+            call.wait(rng.uniform(0.5, 4.0))  # hung up at once: a short abandon
+        else:
+            call.wait(self._ring() * (2 if outcome == MISSED else 1))
         call.hangup(first, cause)
         return outcome
 
     def _outgoing(self, start: float) -> PlannedCall:
         rng = self._rng
-        call = _CallBuilder(start, OUT, rng.choice(ACCOUNT_LINES), self._external_number())
+        debtor = self._debtor(start, self.profile.callback_probability)
+        callee = self._external_number() if debtor is None else debtor.number
+        call = _CallBuilder(start, OUT, rng.choice(ACCOUNT_LINES), callee)
         leg = self._call_id()
         call.new_call(leg, leg, (rng.choice(STAFF),))
         if self._chance(self.profile.answer_probability):
@@ -244,10 +296,56 @@ class TrafficPlanner:
             call.answer(leg, None)
             call.wait(self._talk())
             call.hangup(leg, "normalClearing")
-            return PlannedCall(OUT, ANSWERED, tuple(call.events))
+            return self._settled(call, ANSWERED, debtor, CALLED_BACK)
         cause, outcome = rng.choice(
             [("cancel", MISSED), ("busy", BUSY), ("noAnswer", REJECTED), ("notFound", FAILED)]
         )
         call.wait(self._ring())
         call.hangup(leg, cause)
+        if debtor is not None:
+            self._wait_again(debtor, call.now + CALLBACK_AFTER)
         return PlannedCall(OUT, outcome, tuple(call.events))
+
+    # --- callers owed a callback ---------------------------------------------------------------
+
+    def _debtor(self, start: float, probability: float) -> _Debtor | None:
+        """Take, with the given probability, a caller owed a callback who may be called now."""
+        waiting = self._waiting
+        while waiting and waiting[0].since < start - FORGET_AFTER:
+            self._owed.discard(waiting.pop(0).number)
+        if not waiting or not self._chance(probability):
+            return None
+        ready = [index for index, debtor in enumerate(waiting) if debtor.ready_at <= start]
+        return waiting.pop(self._rng.choice(ready)) if ready else None
+
+    def _wait_again(self, debtor: _Debtor, ready_at: float) -> None:
+        """Put a debtor back among the callers owed a callback, in the order they were owed."""
+        debtor.ready_at = ready_at
+        index = next(
+            (n for n, other in enumerate(self._waiting) if other.since > debtor.since),
+            len(self._waiting),
+        )
+        self._waiting.insert(index, debtor)
+
+    def _settled(
+        self, call: _CallBuilder, outcome: str, debtor: _Debtor | None, result: str
+    ) -> PlannedCall:
+        """A call a person answered: it settles the debt of the caller or callee, if any."""
+        if debtor is None:
+            return PlannedCall(call.direction, outcome, tuple(call.events))
+        self._owed.discard(debtor.number)
+        return PlannedCall(call.direction, outcome, tuple(call.events), settles=(result,))
+
+    def _missed(self, call: _CallBuilder, outcome: str, debtor: _Debtor | None) -> PlannedCall:
+        """An incoming call nobody answered: its caller is owed a callback from its end."""
+        events = tuple(call.events)
+        caller = call.numbers["from"]
+        if outcome not in OWED_OUTCOMES or caller == ANONYMOUS:
+            return PlannedCall(IN, outcome, events)
+        after = CALLBACK_AFTER_FORWARD if outcome == FORWARDED_OUTCOME else CALLBACK_AFTER
+        if debtor is not None:  # owed already: the same debt
+            self._wait_again(debtor, call.now + after)
+            return PlannedCall(IN, outcome, events)
+        self._owed.add(caller)
+        self._wait_again(_Debtor(caller, call.numbers["to"], call.now, 0.0), call.now + after)
+        return PlannedCall(IN, outcome, events, owes=1)

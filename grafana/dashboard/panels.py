@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from string import ascii_uppercase
-from typing import Protocol, Self, TypedDict, TypeVar
+from typing import NamedTuple, Protocol, Self, TypedDict, TypeVar
 
 from grafana_foundation_sdk.builders.bargauge import Panel as BarGaugePanel
 from grafana_foundation_sdk.builders.common import (
     ReduceDataOptions,
     StackingConfig,
+    TableSortByFieldState,
     VizLegendOptions,
     VizTooltipOptions,
 )
@@ -24,11 +25,18 @@ from grafana_foundation_sdk.builders.piechart import Panel as PieChartPanel
 from grafana_foundation_sdk.builders.piechart import PieChartLegendOptions
 from grafana_foundation_sdk.builders.prometheus import Dataquery as PrometheusQuery
 from grafana_foundation_sdk.builders.stat import Panel as StatPanel
+from grafana_foundation_sdk.builders.table import Panel as TablePanel
 from grafana_foundation_sdk.builders.timeseries import Panel as TimeseriesPanel
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.variants import Dataquery
 from grafana_foundation_sdk.models import common
-from grafana_foundation_sdk.models.dashboard import FieldColorModeId, Threshold, ThresholdsMode
+from grafana_foundation_sdk.models.dashboard import (
+    DataTransformerConfig,
+    DynamicConfigValue,
+    FieldColorModeId,
+    Threshold,
+    ThresholdsMode,
+)
 from grafana_foundation_sdk.models.heatmap import HeatmapColorMode
 from grafana_foundation_sdk.models.piechart import PieChartLegendValues, PieChartType
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
@@ -69,6 +77,15 @@ class StatLayout(TypedDict, total=False):
     today: bool
     steps: Steps
     text_mode: common.BigValueTextMode
+
+
+class Column(NamedTuple):
+    """A column of a table: the query whose value it shows, its header, unit and decimals."""
+
+    ref: str
+    header: str
+    unit: str = "short"
+    decimals: int = 0
 
 
 class SeriesLayout(TypedDict, total=False):
@@ -201,12 +218,14 @@ def piechart(
 
 
 def bargauge(
-    title: str, description: str, unit: str, queries: Queries, width: int
+    title: str, description: str, unit: str, queries: Queries, width: int, *, vertical: bool = False
 ) -> BarGaugePanel:
-    """Return horizontal bars (height 8) of the latest value of each series, from zero."""
+    """Return bars (height 8) of the latest value of each series, from zero; horizontal ones
+    unless vertical."""
+    orientation = common.VizOrientation.VERTICAL if vertical else common.VizOrientation.HORIZONTAL
     return (
         latest(BarGaugePanel(), (title, description), unit, queries, (width, 8))
-        .orientation(common.VizOrientation.HORIZONTAL)
+        .orientation(orientation)
         .display_mode(common.BarGaugeDisplayMode.BASIC)
         .show_unfilled(True)
         .color_scheme(colors(FieldColorModeId.PALETTE_CLASSIC))
@@ -229,3 +248,46 @@ def heatmap(title: str, description: str, bucket_unit: str, queries: Queries) ->
         .show_y_histogram()
         .show_legend()
     )
+
+
+def fixed_colors(panel: StatPanel, colors_by_ref: dict[str, str]) -> StatPanel:
+    """Return the panel with each query's values in a fixed color instead of by thresholds."""
+    for ref, color in colors_by_ref.items():
+        fixed = {"mode": FieldColorModeId.FIXED.value, "fixedColor": color}
+        panel.override_by_query(ref, [DynamicConfigValue(id_val="color", value=fixed)])
+    return panel
+
+
+def table(
+    title: str,
+    description: str,
+    queries: Queries,
+    columns: Sequence[Column],
+    size: tuple[int, int],
+    key: str,
+) -> TablePanel:
+    """Return a table of instant queries in table format, joined on the label `key`.
+
+    Grafana names each query's value column "Value #<refId>"; the columns give them headers,
+    units and decimals. The table is sorted by the first column, largest first.
+    """
+    panel = frame(TablePanel(), (title, description), "short", queries, size).decimals(0)
+    order = {key: 0} | {f"Value #{column.ref}": n for n, column in enumerate(columns, 1)}
+    panel.transformations(
+        [
+            DataTransformerConfig(id_val="merge", options={}),
+            DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {"Time": True}, "indexByName": order},
+            ),
+        ]
+    )
+    for column in columns:
+        properties = [
+            DynamicConfigValue(id_val="displayName", value=column.header),
+            DynamicConfigValue(id_val="unit", value=column.unit),
+            DynamicConfigValue(id_val="decimals", value=column.decimals),
+        ]
+        panel.override_by_name(f"Value #{column.ref}", properties)
+    first = TableSortByFieldState().display_name(columns[0].header).desc(True)
+    return panel.sort_by([first]).show_header(True).cell_height(common.TableCellHeight.SM)

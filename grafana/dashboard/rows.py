@@ -16,31 +16,41 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 from .panels import (
     ANSWER_RATE,
     NEUTRAL,
+    Column,
     SeriesLayout,
     StatLayout,
     Steps,
     bargauge,
+    fixed_colors,
     heatmap,
     piechart,
     stat,
+    table,
     target,
     timeseries,
 )
 from .queries import (
     ALL,
     RANGE,
+    SERVICE_LEVEL_TARGET,
     UNANSWERED,
     answer_rate,
+    calls_in_clock_hour,
     ended,
     eq,
     in_range,
+    incoming,
     increase,
+    mean_in_range,
     own,
     per_minute,
     quantile,
+    quantile_in_range,
     rate,
     regex,
     sel,
+    share_in_range,
+    share_per_interval,
     sum_by,
     team_sel,
 )
@@ -48,6 +58,24 @@ from .queries import (
 Panels = list[Builder[Panel]]
 CALLS_IN_RANGE = in_range(sel("sipgate_calls_total"), "direction")
 NAMED = BigValueTextMode.VALUE_AND_NAME
+
+# The service level counters of the exporter: incoming calls only.
+OFFERED = incoming("sipgate_calls_offered_total")
+IN_TARGET = incoming("sipgate_calls_answered_in_target_total")
+ABANDONED = incoming("sipgate_calls_abandoned_total")
+SHORT_ABANDONED = incoming("sipgate_calls_short_abandoned_total")
+UNNAMED = incoming("sipgate_calls_answered_unnamed_total")
+RINGING_SINCE = incoming("sipgate_calls_ringing_since_timestamp_seconds")
+WAITING_NOW = incoming("sipgate_calls_active", state=eq("ringing"))
+PENDING = own("sipgate_callbacks_pending")
+WAIT = "sipgate_call_wait_seconds"
+ANSWERED = {"outcome": eq("answered")}
+# Contact-centre rules of thumb: under 5 % abandoned; answered within the default 20 s target.
+ABANDON_RATE: Steps = (("green", None), ("orange", 0.05), ("red", 0.1))
+WAITING: Steps = (("green", None), ("orange", 20), ("red", 60))
+# SipgateCallbacksPiling's default threshold.
+CALLBACKS_PILING: Steps = (("green", None), ("orange", 20))
+IN_RANGE_NOTE = " Over the selected time range; several exporters add up."
 
 
 def legend(by: str) -> str:
@@ -124,6 +152,218 @@ def quantiles_panel(
 
 
 # --- the rows ----------------------------------------------------------------------------------
+
+
+def service_level_row() -> Panels:
+    """Return the call-centre figures: service level, abandons, waits, callbacks, by line."""
+    return [*service_level_stats(), *service_level_series(), lines_table(), busy_hours()]
+
+
+def service_level_stats() -> Panels:
+    """Return the headline figures of the selected range and of right now."""
+    level = share_in_range(IN_TARGET, OFFERED)
+    target_met = [
+        target(f"{level} >= {SERVICE_LEVEL_TARGET}", "Service level", instant=True),
+        target(f"{level} < {SERVICE_LEVEL_TARGET}", "Service level", instant=True),
+    ]
+    oldest = f"min ({RINGING_SINCE} > 0)"  # 0: nobody rings on that line
+    return [
+        fixed_colors(
+            stat(
+                "Service level",
+                "Share of offered incoming calls a person answered within the exporter's target "
+                "wait (--calls.service-level-target, 20 s unless set per line). Offered: every "
+                "ended incoming call but expired ones and short abandons. Green at or above the "
+                "dashboard's service level target, red below it (query A holds the value when "
+                "the target is met, query B when it is not)." + IN_RANGE_NOTE,
+                "percentunit",
+                target_met,
+            ),
+            {"A": "green", "B": "red"},
+        ),
+        stat(
+            "Abandon rate",
+            "Share of offered incoming calls where the caller hung up while ringing, after at "
+            "least the short-abandon time (--calls.short-abandon, 5 s). Orange from 5 %, red "
+            "from 10 %." + IN_RANGE_NOTE,
+            "percentunit",
+            [target(share_in_range(ABANDONED, OFFERED), "Abandon rate", instant=True)],
+            steps=ABANDON_RATE,
+        ),
+        stat(
+            "Average speed of answer",
+            "Mean wait of the incoming calls a person answered, from the first ring to the "
+            "first answer. Orange from 20 s, red from 60 s." + IN_RANGE_NOTE,
+            "s",
+            [target(mean_in_range(WAIT, **ANSWERED), "Speed of answer", instant=True)],
+            steps=WAITING,
+        ),
+        stat(
+            "Longest wait now",
+            "How long the caller waiting longest has been ringing, right now; 0 when nobody "
+            "waits. Orange from 20 s, red from 60 s.",
+            "s",
+            [target(f"(time() - {oldest}) or vector(0)", "Longest wait", instant=True)],
+            steps=WAITING,
+        ),
+        stat(
+            "Calls waiting now",
+            "Incoming calls ringing right now, not yet answered by anyone.",
+            "short",
+            [target(sum_by("", WAITING_NOW), "Waiting", instant=True)],
+        ),
+        stat(
+            "Callbacks pending",
+            "Callers whose call nobody answered (missed, voicemail, busy, rejected, failed, "
+            "forwarded; short abandons too) and who were neither called back nor reached "
+            "anyone by calling again yet. Anonymous callers are never counted. Orange from "
+            "20, where the SipgateCallbacksPiling alert looks.",
+            "short",
+            [target(sum_by("", PENDING), "Pending", instant=True)],
+            steps=CALLBACKS_PILING,
+        ),
+    ]
+
+
+def service_level_series() -> Panels:
+    """Return the service level and the abandon rate over time, by line."""
+    level = target(share_per_interval(IN_TARGET, OFFERED, "line"), legend("line"))
+    goal = target(f"vector({SERVICE_LEVEL_TARGET})", "target")
+    return [
+        timeseries(
+            "Service level by line",
+            "Share of the incoming calls offered in each interval that a person answered "
+            "within the exporter's target wait, by line, and the dashboard's service level "
+            "target. Intervals without offered calls are gaps.",
+            "percentunit",
+            [level, goal],
+        ),
+        series(
+            "Abandon rate by line",
+            "Share of the incoming calls offered in each interval where the caller hung up "
+            "while ringing, after at least the short-abandon time, by line.",
+            "percentunit",
+            share_per_interval(ABANDONED, OFFERED, "line"),
+            "line",
+        ),
+    ]
+
+
+def lines_table() -> Builder[Panel]:
+    """Return one row per line: offered, answered in target, abandoned, speed, callbacks."""
+    queries = [
+        in_range(OFFERED, "line"),
+        in_range(IN_TARGET, "line"),
+        share_in_range(IN_TARGET, OFFERED, "line"),
+        in_range(ABANDONED, "line"),
+        mean_in_range(WAIT, "line", **ANSWERED),
+        sum_by("line", PENDING),
+    ]
+    columns = (
+        Column("A", "Offered"),
+        Column("B", "Answered in target"),
+        Column("C", "Service level", "percentunit"),
+        Column("D", "Abandoned"),
+        Column("E", "Average speed of answer", "s", 1),
+        Column("F", "Callbacks pending"),
+    )
+    return table(
+        "Service level by line in range",
+        "Per line over the selected time range: incoming calls offered, answered by a person "
+        "within the target wait, the service level, calls abandoned after the short-abandon "
+        "time, the mean wait of answered calls; and the callers owed a callback now.",
+        [target(expr, instant=True, fmt=PromQueryFormat.TABLE) for expr in queries],
+        columns,
+        (14, 8),
+        "line",
+    )
+
+
+def busy_hours() -> BarGaugePanel:
+    """Return incoming calls offered per hour of the day over the last seven days."""
+    queries = [
+        target(calls_in_clock_hour(OFFERED, hour), f"{hour:02d}", instant=True)
+        for hour in range(24)
+    ]
+    panel = bargauge(
+        "Busy hours (last 7 days, UTC)",
+        "Incoming calls offered in each hour of the day, added up over the last seven days: "
+        "bar 09 counts the calls that ended between 09:00 and 10:00. Hours are UTC, because "
+        "Prometheus knows no time zones (Germany is UTC+1, UTC+2 in summer).",
+        "short",
+        queries,
+        10,
+        vertical=True,
+    )
+    return panel.time_from("7d")
+
+
+def callbacks_row() -> Panels:
+    """Return short abandons, unnamed answers and the callbacks owed to missed callers."""
+    delay = own("sipgate_callback_delay_seconds_bucket")
+    dropped = own("sipgate_callbacks_dropped_total")
+    return [
+        bars(
+            "Short abandons by line in range",
+            "Incoming calls where the caller hung up within the short-abandon time "
+            "(--calls.short-abandon, 5 s): not offered, so in neither the service level nor "
+            "the abandon rate. They are owed a callback all the same.",
+            "short",
+            in_range(SHORT_ABANDONED, "line"),
+            "line",
+            6,
+        ),
+        bars(
+            "Unnamed answers by line in range",
+            "Incoming calls answered only by a party sipgate named no user for: a queue, an "
+            "announcement, a *9 pickup or a team member's external phone. They count as "
+            "answered by a person; many of them on a queue line make its service level look "
+            "better than the callers felt it.",
+            "short",
+            in_range(UNNAMED, "line"),
+            "line",
+            6,
+        ),
+        bars(
+            "Callbacks by result in range",
+            "Debts to missed callers closed in the selected time range: called_back (a team "
+            "member's outgoing call to the number was answered), called_again (the caller "
+            "called again and a person answered), expired (neither within "
+            "--callbacks.expire-after, 3 days).",
+            "short",
+            in_range(own("sipgate_callbacks_total"), "result"),
+            "result",
+            6,
+        ),
+        stat(
+            "Callback delay in range",
+            "Time from the end of a caller's first missed call to the answer that settled the "
+            "debt, for debts settled in the selected time range: median and 90th percentile. "
+            "Empty when none was settled.",
+            "s",
+            [
+                target(quantile_in_range(0.5, delay), "median", instant=True),
+                target(quantile_in_range(0.9, delay), "90th percentile", instant=True),
+            ],
+            width=6,
+            height=8,
+            text_mode=NAMED,
+        ),
+        series(
+            "Callbacks pending by line",
+            "Missed callers owed a callback, by the line they called.",
+            "short",
+            sum_by("line", PENDING),
+            "line",
+        ),
+        timeseries(
+            "Callback debts dropped",
+            "Debts dropped per minute, oldest first, because --callbacks.max-pending numbers "
+            "were owed a callback. Should stay at zero; raise the limit.",
+            "cpm",
+            [target(per_minute(dropped, ""), "dropped")],
+        ),
+    ]
 
 
 def today_row() -> Panels:
@@ -589,6 +829,8 @@ def config_panels() -> Panels:
 
 
 ROWS: tuple[tuple[str, Callable[[], Panels]], ...] = (
+    ("Service level", service_level_row),
+    ("Abandons and callbacks", callbacks_row),
     ("Today", today_row),
     ("Right now", now_row),
     ("Selected time range", range_row),

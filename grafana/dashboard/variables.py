@@ -1,4 +1,4 @@
-"""The template variables: datasource, job, instance, direction, line, team."""
+"""Template variables: datasource, job, instance, direction, line, team, service level target."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from .panels import DATASOURCE
 from .queries import ALL
+
+# Service level targets to choose from (shares), and the one selected by default.
+TARGETS = ("0.5", "0.6", "0.7", "0.75", "0.8", "0.85", "0.9", "0.95")
+DEFAULT_TARGET = "0.8"
 
 
 def option(value: str, text: str = "", selected: bool | None = None) -> VariableOption:
@@ -79,4 +83,22 @@ def variables() -> list[Builder[VariableModel]]:
         .multi(True),
         breakdown("line", "Line", "sipgate_calls_total"),
         breakdown("team", "Team", "sipgate_team_calls_answered_total"),
+        service_level_target(),
     ]
+
+
+def service_level_target() -> CustomVariable:
+    """Return the share of offered calls to answer in target: the service level stat turns red
+    below it. A custom variable, so that only shares between 0 and 1 can be chosen."""
+    choices = [option(value, selected=value == DEFAULT_TARGET) for value in TARGETS]
+    return (
+        CustomVariable("service_level_target")
+        .label("Service level target")
+        .description("Share of offered calls to answer within the exporter's target wait.")
+        .values(",".join(TARGETS))
+        .current(option(DEFAULT_TARGET))
+        .options(choices)
+        .include_all(False)
+        .multi(False)
+        .allow_custom_value(False)
+    )

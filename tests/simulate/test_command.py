@@ -30,6 +30,19 @@ def test_flags_build_the_profile() -> None:
         build_parser().parse_args(["--answer-probability", "1.5"])
 
 
+def test_flags_shape_the_call_centre_cases() -> None:
+    flags = {
+        "--short-abandon-probability": "short_abandon_probability",
+        "--slow-answer-probability": "slow_answer_probability",
+        "--unnamed-answer-probability": "unnamed_answer_probability",
+        "--call-again-probability": "call_again_probability",
+        "--callback-probability": "callback_probability",
+    }
+    for value, (flag, field) in enumerate(flags.items(), start=1):
+        profile = profile_from(build_parser().parse_args([flag, f"0.{value}"]))
+        assert getattr(profile, field) == value / 10, flag
+
+
 @pytest.fixture
 def guarded_url() -> Iterator[tuple[str, rsa.RSAPrivateKey, CallTracker]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

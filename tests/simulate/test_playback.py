@@ -34,6 +34,7 @@ def test_simulated_run_over_http_is_counted_as_sent(exporter_url: tuple[str, Cal
     assert "calls started" in progress.getvalue()
     summary = tally.summary()
     assert "total                    300" in summary
+    assert "callbacks: called_back 0, called_again 0, still owed " in summary
     assert "errors: none" in summary
 
 
