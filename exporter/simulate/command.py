@@ -6,10 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from typing import Final, TypeVar
-from urllib.parse import urlsplit
 
 from exporter.config.values import parse_duration
-from exporter.simulate.playback import play
+from exporter.simulate.playback import RefusedError, play
 from exporter.simulate.sender import Sender, load_signing_key
 from exporter.simulate.traffic import TrafficPlanner, TrafficProfile
 
@@ -201,12 +200,13 @@ def run(args: argparse.Namespace) -> int:
         if args.calls
         else (f"{args.duration:g}s" if args.duration else "until interrupted")
     )
-    parts = urlsplit(args.target)
-    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password
-    print(f"simulating to {shown} at speed {args.speed:g}, {bound}", file=sys.stderr)
-    tally = play(
-        planner, sender, args.speed, args.calls, args.duration, sys.stderr, args.progress_interval
-    )
+    print(f"simulating to {sender.target} at speed {args.speed:g}, {bound}", file=sys.stderr)
+    try:
+        bounds = (args.calls, args.duration)
+        tally = play(planner, sender, args.speed, *bounds, sys.stderr, args.progress_interval)
+    except RefusedError as refused:
+        print(f"sipgate-exporter simulate: error: {refused}", file=sys.stderr)
+        return 1
     print(tally.summary())
     return 1 if tally.errors else 0
 

@@ -7,7 +7,7 @@ import http.client
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Final, TextIO
 
 from exporter.domain.callbacks import CALLED_AGAIN, CALLED_BACK
 from exporter.simulate.sender import Sender
@@ -118,13 +118,50 @@ def play(
     return tally
 
 
+class RefusedError(Exception):
+    """The exporter refuses every event like this one: why, and what to do about it."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}\n  {fix}")
+
+
+# What an operator does about a refusal the next event would meet too, by status.
+_FIXES: Final = {
+    401: "put the exporter's basic auth credentials into --target: "
+    "http://USER:PASSWORD@HOST:9850/webhook",
+    403: "start the exporter with --webhook.verify-signature=false for simulated events, or pass "
+    "--sign-key with the private key of its --webhook.signature-key",
+    413: "the exporter's --webhook.max-body-bytes is smaller than a simulated event: raise it",
+}
+_SOURCE_FIX: Final = (
+    "add this machine's address to the exporter's --webhook.allowed-networks, or simulate from "
+    "an allowed address"
+)
+
+
+def _refusal(status: int, reply: bytes) -> RefusedError | None:
+    if status not in _FIXES:
+        return None
+    reason = reply.decode("utf-8", "replace").strip() or "no reason given"
+    fix = _SOURCE_FIX if status == 403 and reason.startswith("source address") else _FIXES[status]
+    return RefusedError(f"the exporter refused the event with {status}: {reason}", fix)
+
+
 def _send(sender: Sender, pending: _Pending, tally: Tally) -> None:
     event = pending.event
     try:
         status, reply = sender.post(event.body)
+    except ConnectionRefusedError:
+        raise RefusedError(
+            f"cannot connect to {sender.target}: connection refused",
+            "start the exporter first (make run), or point --target at it",
+        ) from None
     except (OSError, http.client.HTTPException):
         tally.errors["connection"] += 1
         return
+    refused = _refusal(status, reply)
+    if refused is not None:
+        raise refused
     tally.events[event.name] += 1
     if status != 200:
         tally.errors[f"http_{status}"] += 1

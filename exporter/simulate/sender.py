@@ -46,6 +46,8 @@ class Sender:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"invalid target {target!r} (use e.g. http://localhost:9850/webhook)")
         self._path = parts.path or "/webhook"
+        # Shown in messages: the target without its credentials.
+        self.target = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         host, port = parts.hostname, parts.port
         self._connect: Callable[[], http.client.HTTPConnection] = (
             (lambda: http.client.HTTPSConnection(host, port, timeout=timeout))

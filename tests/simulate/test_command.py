@@ -15,6 +15,7 @@ from exporter.domain.tracker import CallTracker
 from exporter.simulate.command import build_parser, main, profile_from
 from exporter.web.guard import Guard, basic_auth_token
 from exporter.web.server import Server
+from tests.http_helpers import free_port
 from tests.in_process import build, new_tracker
 
 GRACE = 10.0
@@ -78,11 +79,68 @@ def test_signed_run_with_basic_auth_in_the_target_is_accepted(
     assert "errors: none" in captured.out
     assert "p%40ss" not in captured.err
 
-    assert main(["--target", target, *flags]) == 1  # unsigned
-    assert "http_403" in capsys.readouterr().out
-    assert main(["--target", f"http://{address}", "--sign-key", str(key_file), *flags]) == 1
-    assert "http_401" in capsys.readouterr().out
     assert sum(tracker.stats.calls_started.values()) == 20
+
+
+@pytest.mark.parametrize(
+    ("credentials", "signed", "reason", "fix"),
+    [
+        (
+            "sim:p%40ss@",
+            False,
+            "refused the event with 403: missing X-Sipgate-Signature header",
+            "start the exporter with --webhook.verify-signature=false for simulated events",
+        ),
+        (
+            "",
+            True,
+            "refused the event with 401: missing basic auth credentials",
+            "put the exporter's basic auth credentials into --target",
+        ),
+    ],
+    ids=["unsigned", "no-credentials"],
+)
+def test_a_refusal_stops_the_run_with_the_reason_and_the_fix(
+    guarded_url: tuple[str, rsa.RSAPrivateKey, CallTracker],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    credentials: str,
+    signed: bool,
+    reason: str,
+    fix: str,
+) -> None:
+    address, key, tracker = guarded_url
+    key_file = tmp_path / "sign.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    sign = ["--sign-key", str(key_file)] if signed else []
+    flags = ["--rate", "6000", "--speed", "1000", "--calls", "20", "--seed", "4", *sign]
+
+    assert main(["--target", f"http://{credentials}{address}", *flags]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == "", "no table that looks like success"
+    assert reason in captured.err
+    assert fix in captured.err
+    assert sum(tracker.stats.calls_started.values()) == 0
+
+
+def test_a_refused_connection_stops_the_run_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target = f"http://127.0.0.1:{free_port()}/webhook"
+
+    assert main(["--target", target, "--rate", "6000", "--speed", "1000", "--calls", "5"]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"cannot connect to {target}: connection refused" in captured.err
+    assert "start the exporter first" in captured.err
 
 
 @pytest.mark.parametrize("content", [b"", b"-----BEGIN PUBLIC KEY-----\n"], ids=["empty", "public"])
