@@ -73,6 +73,8 @@ CONTRACT: dict[str, frozenset[str]] = {
     "sipgate_webhook_last_received_timestamp_seconds": frozenset(),
     "sipgate_events_unmatched_total": frozenset({"event"}),
     "sipgate_exporter_build_info": frozenset({"version"}),
+    "sipgate_state_write_errors_total": frozenset({"part"}),
+    "sipgate_web_connections_dropped_total": frozenset({"reason"}),
     "process_resident_memory_bytes": frozenset(),
     "process_cpu_seconds_total": frozenset(),
     "up": frozenset(),

@@ -756,6 +756,26 @@ def webhook_panels() -> Panels:
             "eps",
             "sipgate_events_unmatched_total",
             "event",
+            6,
+        ),
+        rate_panel(
+            "State write failures",
+            "Writes to the state files that failed per second, by part. A failing journal "
+            "refuses webhooks with 500 until it can be written again (is the disk full?); a "
+            "failing snapshot is tried again later. Should stay at zero.",
+            "ops",
+            "sipgate_state_write_errors_total",
+            "part",
+            6,
+        ),
+        rate_panel(
+            "Connections dropped",
+            "Connections per second refused when accepted (source, per_client) or closed before "
+            "their request had arrived (request_timeout, read_timeout). Bursts mean a client "
+            "holds connections open or trickles its requests.",
+            "ops",
+            "sipgate_web_connections_dropped_total",
+            "reason",
             8,
         ),
     ]
