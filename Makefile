@@ -6,9 +6,9 @@ ARGS ?=
 # Debian packages whose programs the tests run for real.
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
 	prometheus-alertmanager:prometheus-alertmanager wrk:wrk \
-	faketime:faketime
+	faketime:faketime chromium:chromium
 
-.PHONY: run test lint unit system-deps current-prometheus bench clean
+.PHONY: run test lint unit system-deps current-prometheus screenshots bench clean
 
 $(BIN)/sipgate-exporter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ current-prometheus:
 	.ci/current-prometheus-tools
 
 test: system-deps current-prometheus lint unit
+
+# The status page in each state, as docs/status-*.png, taken in Debian's chromium.
+screenshots: $(VENV)/.test-deps
+	STATUS_PAGE_SCREENSHOTS=docs $(BIN)/pytest -q tests/web/test_status_page.py -k screenshot
 
 # Benchmarks against a bare Bottle-on-waitress baseline; writes bench/RESULTS.md (bench/README.md).
 bench: $(BIN)/sipgate-exporter

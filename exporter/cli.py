@@ -12,6 +12,7 @@ from exporter import __version__
 from exporter.config.command_line import parse_command
 from exporter.config.file import load_label_config
 from exporter.config.flags import Config
+from exporter.config.reload import summary
 from exporter.errors import ConfigError, ConfigFileError
 from exporter.logs import setup_logging
 from exporter.service import serve
@@ -38,13 +39,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 def _check_config(config: Config) -> int:
+    shown = ""
     if config.config_file is not None:
         try:
-            load_label_config(config.config_file)
+            labels = load_label_config(config.config_file)
         except ConfigFileError as error:
             print(f"sipgate-exporter: error: {error}", file=sys.stderr)
             return 1
-    shown = f" ({config.config_file})" if config.config_file else ""
+        shown = f" ({config.config_file}: {summary(labels)})"
     print(f"configuration OK{shown}")
     return 0
 

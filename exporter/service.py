@@ -30,6 +30,8 @@ from exporter.web.app import create_app, create_metrics_app
 from exporter.web.connections import ConnectionLimits, DroppedConnections, fit_connection_limit
 from exporter.web.guard import Guard, basic_auth_token, sipgate_public_key
 from exporter.web.server import Server, ServerGroup, Sweeper, stop_on_signals
+from exporter.web.status import StatusPage
+from exporter.web.status_view import StatusSettings
 from exporter.web.webhook import Webhook
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,12 @@ def open_store(config: Config) -> Store:
         log.warning("--state.path is empty: statistics start from zero at every restart")
         return MemoryStore()
     return SqliteStore(
-        config.state_path, config.state_sync, config.state_reset, config.snapshot_interval
+        config.state_path,
+        config.state_sync,
+        config.state_reset,
+        config.snapshot_interval,
+        unsigned=not config.verify_signature,
+        keep_unsigned=config.state_keep_unsigned,
     )
 
 
@@ -98,6 +105,21 @@ def build_connection_limits(config: Config, servers: int) -> ConnectionLimits:
         max_per_client=config.max_connections_per_client,
         request_timeout=config.request_timeout,
         proxies=config.trusted_proxies,
+    )
+
+
+def status_settings(config: Config) -> StatusSettings:
+    """What the status page says about the flags."""
+    metrics = config.metrics_address
+    return StatusSettings(
+        verify_signature=config.verify_signature,
+        allow_list=config.allowed_networks is not None,
+        listen_host=config.listen_host,
+        public_url=config.public_url is not None,
+        state_path=None if config.state_path is None else str(config.state_path),
+        metrics_address=None if metrics is None else _host_port(*metrics),
+        grafana_url=config.grafana_url,
+        config_file=None if config.config_file is None else str(config.config_file),
     )
 
 
@@ -127,7 +149,16 @@ def build_server(
     )
     reload = _reload_endpoint(reloader) if config.enable_lifecycle else None
     not_ready = recorder.health.problem
-    app = create_app(webhook, None if separate else registry, not_ready, reload=reload)
+    status = StatusPage(
+        webhook.url,
+        recorder,
+        status_settings(config),
+        not_ready,
+        reload_failed=lambda: reloader is not None and not reloader.status().last_successful,
+    )
+    app = create_app(
+        webhook, None if separate else registry, not_ready, reload=reload, status=status
+    )
     limits: dict[str, Any] = {
         "max_body_bytes": config.max_body_bytes,
         "read_timeout": config.read_timeout,
@@ -141,7 +172,7 @@ def build_server(
     servers = [_listen(app, config.listen_host, config.listen_port, config.threads, serves, main)]
     if config.metrics_address is not None:
         host, port = config.metrics_address
-        metrics_app = create_metrics_app(registry, not_ready)
+        metrics_app = create_metrics_app(registry, not_ready, status)
         servers.append(
             _listen(metrics_app, host, port, 2, "/metrics", limits | {"limits": connections})
         )
@@ -153,6 +184,7 @@ def build_server(
             relay.sweep()
         if reloader is not None:
             reloader.reload_if_requested()
+        status.tick()
 
     return ServerGroup(servers), Sweeper(sweep)
 
@@ -224,10 +256,14 @@ def _restore(config: Config, tracker: CallTracker) -> Recorder:
     except BaseException:
         store.close()
         raise
-    if config.state_path is not None:
+    if isinstance(store, SqliteStore) and store.created and not replayed:
+        log.info("state %s is new: statistics start from zero", config.state_path)
+    elif config.state_path is not None:
         log.info(
-            "state %s: %d calls in progress, %d journal records replayed, in %.2fs",
+            "state %s restored: %d calls counted so far, %d in progress; "
+            "%d journal records replayed in %.2fs",
             config.state_path,
+            sum(tracker.stats.calls_started.values()),
             tracker.open_calls,
             replayed,
             time.monotonic() - started,
@@ -284,6 +320,10 @@ def _listen(
         return Server(app, host, port, threads, serves=serves, **limits)
     except OSError as error:
         raise ListenError(f"{host}:{port}", error) from error
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _relay_hosts(relay: Relay) -> str:

@@ -18,6 +18,8 @@ from exporter.relay.replies import RelayReplies
 from exporter.storage.store import MemoryStore, Store
 from exporter.web.app import NotReady, Reload, create_app, create_metrics_app
 from exporter.web.guard import Guard
+from exporter.web.status import StatusPage
+from exporter.web.status_view import StatusSettings
 from exporter.web.webhook import Webhook
 
 
@@ -66,5 +68,13 @@ def build(
     not_ready = not_ready or recorder.health.problem
     replies = RelayReplies(relay) if relay is not None else None
     webhook = Webhook(recorder, guard, limits, replies, public_url)
-    app = create_app(webhook, registry if serve_metrics else None, not_ready, reload)
-    return InProcess(tracker, recorder, registry, app, create_metrics_app(registry, not_ready))
+    settings = StatusSettings(
+        verify_signature=guard is not None and guard.signature_key is not None,
+        allow_list=guard is not None and guard.allowed_networks is not None,
+        public_url=public_url is not None,
+        metrics_address=None if serve_metrics else "127.0.0.1:9851",
+    )
+    status = StatusPage(webhook.url, recorder, settings, not_ready)
+    app = create_app(webhook, registry if serve_metrics else None, not_ready, reload, status=status)
+    metrics_app = create_metrics_app(registry, not_ready, status)
+    return InProcess(tracker, recorder, registry, app, metrics_app)

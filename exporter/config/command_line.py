@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, NoReturn
 
 from exporter import __version__
 from exporter.config.flags import FLAGS, PASSWORD_ENV, Config
-from exporter.config.values import parse_bool
+from exporter.config.values import BOOL_SPELLINGS, DURATION_SPELLINGS, parse_bool
 from exporter.errors import ConfigError
 from exporter.simulate import command as simulate
 
@@ -39,6 +40,10 @@ def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
         prog=prog,
         description="Prometheus exporter for sipgate.io call statistics. Point sipgate.io's "
         "webhook URLs at /webhook and let Prometheus scrape /metrics.",
+        epilog=f"Durations: {DURATION_SPELLINGS}. Booleans: {BOOL_SPELLINGS}, in any case; "
+        "a boolean flag alone means true. Choices such as --log.level ignore case. Every flag "
+        "has an environment variable; a flag wins over the variable, the variable over the "
+        "default.",
         # argparse matches abbreviations against a subcommand's flags too, so that
         # `simulate --calls` would be ambiguous with --calls.forward-grace.
         allow_abbrev=False,
@@ -69,6 +74,7 @@ def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
 
 def parse_command(argv: Sequence[str], environ: Mapping[str, str]) -> Config | Callable[[], int]:
     """The Config to serve with, or the subcommand argv names, ready to run; raise ConfigError."""
+    _refuse_unknown_flags(argv)
     namespace = build_parser().parse_args(list(argv))
     if namespace.command is None:
         return _config_from(namespace, environ)
@@ -85,6 +91,30 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     if not isinstance(command, Config):
         raise ConfigError("expected the exporter's flags, not a subcommand")
     return command
+
+
+def _refuse_unknown_flags(argv: Sequence[str]) -> None:
+    """Name the first unknown flag before any subcommand, and the flag it may be short for."""
+    # argparse would take the value after an unknown flag for a subcommand and complain
+    # about that instead (`--web.thr 2`: "invalid choice: '2'").
+    known = [f"--{flag.name}" for flag in FLAGS] + ["--help", "--version"]
+    value_follows = False
+    for arg in argv:
+        if arg.startswith("-") and arg != "--":
+            name, equals, _ = arg.partition("=")
+            if name.startswith("--") and name not in known:
+                raise ConfigError(f"unrecognized arguments: {arg}{_did_you_mean(name, known)}")
+            value_follows = not equals
+        elif value_follows:
+            value_follows = False  # the value of the flag before
+        else:
+            return  # the subcommand, whose parser checks the rest
+
+
+def _did_you_mean(name: str, known: list[str]) -> str:
+    starting = [flag for flag in known if flag.startswith(name)]
+    similar = starting if len(starting) == 1 else difflib.get_close_matches(name, known, 1, 0.75)
+    return f" (did you mean {similar[0]}?)" if similar else ""
 
 
 def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Config:

@@ -9,14 +9,14 @@ from typing import Any, Final, NoReturn
 
 import yaml
 
-from exporter.config.values import parse_duration
+from exporter.config.values import BOOL_SPELLINGS, parse_bool, parse_duration
 from exporter.domain.labels import MAX_VALUE_LENGTH, OTHER, LabelConfig
 from exporter.errors import ConfigFileError
 
-_NUMBER: Final = re.compile(r"\d{3,20}")
+# sipgate sends E.164 digits: a leading 0 (030…, 0049…) is a national or dialled form that
+# never matches.
+_NUMBER: Final = re.compile(r"[1-9]\d{2,19}")
 _LABEL_VALUE: Final = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_VALUE_LENGTH}}}")
-_TRUE: Final = ("true", "yes", "on")
-_FALSE: Final = ("false", "no", "off")
 _LIMITS: Final = {"lines": "max_lines", "teams": "max_teams", "users": "max_users"}
 # Keys of a line's own thresholds, and the ServiceTargets fields they set.
 _TARGETS: Final = {"service_level_target": "answer_within", "short_abandon": "short_abandon"}
@@ -159,10 +159,10 @@ class _Reader:
         return str(node.value)
 
     def _bool(self, node: yaml.Node, where: str) -> bool:
-        text = str(node.value).lower() if isinstance(node, yaml.ScalarNode) else ""
-        if text not in (*_TRUE, *_FALSE):
-            self._fail(node, where, "must be true or false")
-        return text in _TRUE
+        try:
+            return parse_bool(str(node.value) if isinstance(node, yaml.ScalarNode) else "")
+        except ValueError:
+            self._fail(node, where, f"must be {BOOL_SPELLINGS}")
 
     def _count(self, node: yaml.Node, where: str) -> int:
         text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""

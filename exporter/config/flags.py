@@ -14,6 +14,7 @@ from exporter.config.values import (
     one_of,
     parse_bool,
     parse_duration,
+    parse_link_url,
     parse_listen_address,
     parse_optional_path,
     parse_positive_duration,
@@ -35,6 +36,7 @@ from exporter.web.guard import DEFAULT_MAX_BODY_BYTES, Network, parse_networks, 
 
 ENV_PREFIX: Final = "SIPGATE_EXPORTER_"
 LOG_LEVELS: Final = ("debug", "info", "warn", "error")
+LOG_LEVEL_ALIASES: Final = {"warning": "warn"}
 LOG_FORMATS: Final = ("text", "json")
 
 # Environment only: a flag value would show in `ps`.
@@ -78,6 +80,7 @@ class Config:
     snapshot_interval: float = 30.0
     state_sync: str = "normal"
     state_reset: bool = False
+    state_keep_unsigned: bool = False
     config_file: Path | None = None
     check_config: bool = False
     enable_lifecycle: bool = False
@@ -86,6 +89,7 @@ class Config:
     relay_upstream_url_out: str | None = None
     relay_timeout: float = 2.0
     relay_retries: int = 3
+    grafana_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +115,15 @@ FLAGS: Final = (
         "listen",
         parse_listen_address,
         ":9850",
-        "address to serve the webhook, landing page and /metrics on",
+        "address to serve the webhook, status page and /metrics on",
     ),
     Flag(
         "web.metrics-address",
         "metrics_address",
         parse_listen_address,
         "",
-        "separate address to serve /metrics on, such as 127.0.0.1:9851; "
-        "the main address then has no /metrics",
+        "a separate address (e.g. 127.0.0.1:9851) for /metrics, health and readiness; "
+        "the main address then answers /metrics with 404",
         shown_default="none, /metrics on the main address",
     ),
     Flag(
@@ -165,14 +169,24 @@ FLAGS: Final = (
         shown_default="none",
     ),
     Flag(
+        "web.grafana-url",
+        "grafana_url",
+        parse_link_url,
+        "",
+        "http(s) URL of your Grafana dashboard, linked from the status page",
+        shown_default="none",
+    ),
+    Flag(
         "webhook.public-url",
         "public_url",
         parse_public_url,
         "",
         "absolute URL sipgate reaches the webhook at, put into replies to newCall; "
-        "derived from each request when empty; with basic auth, include the credentials "
+        "a URL without a path gets /webhook appended; with basic auth, include the credentials "
         "as in https://user:pass@host/webhook, so that answer and hangup events carry them too",
         env_name=ENV_PREFIX + "PUBLIC_URL",
+        shown_default="derived from each request: its Host header, or behind a proxy listed in "
+        "--web.trusted-proxies its X-Forwarded-Host and X-Forwarded-Proto",
     ),
     Flag(
         "webhook.verify-signature",
@@ -283,9 +297,9 @@ FLAGS: Final = (
     Flag(
         "log.level",
         "log_level",
-        one_of(LOG_LEVELS),
+        one_of(LOG_LEVELS, LOG_LEVEL_ALIASES),
         "info",
-        "least severe log level to print: " + ", ".join(LOG_LEVELS),
+        "least severe log level to print: " + ", ".join(LOG_LEVELS) + "; warning means warn",
     ),
     Flag(
         "log.format",
@@ -353,6 +367,14 @@ FLAGS: Final = (
         parse_bool,
         "false",
         "move an existing state file aside (renamed *.old) and start with empty statistics",
+    ),
+    Flag(
+        "state.keep-unsigned",
+        "state_keep_unsigned",
+        parse_bool,
+        "false",
+        "keep counting on a state file begun with --webhook.verify-signature=false (a try-out) "
+        "now that the check is on; without it such a file is refused",
     ),
     Flag(
         "relay.upstream-url",

@@ -31,6 +31,17 @@ class ReloadStatus:
     last_success_time: float
 
 
+def summary(config: LabelConfig) -> str:
+    """What a configuration sets up, counted as the metrics see it: by distinct names."""
+    lines = _counted(len(set(config.lines.values())), "line")
+    teams = _counted(len(set(config.teams.values())), "team")
+    return f"{lines}, {teams}, per-user statistics {'on' if config.per_user else 'off'}"
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 class ConfigReloader:
     """Applies the file through `apply`; a bad file keeps the configuration in force."""
 
@@ -46,8 +57,10 @@ class ConfigReloader:
 
     def load(self) -> None:
         """Apply the file at start; raise ConfigFileError if it is bad."""
-        self._apply(load_label_config(self.path))
+        config = load_label_config(self.path)
+        self._apply(config)
         self._last_success_time = time.time()
+        log.info("configuration loaded from %s: %s", self.path, summary(config))
 
     def reload(self) -> tuple[bool, str]:
         """Apply the file again; return whether it worked and a one-line message."""
@@ -64,12 +77,7 @@ class ConfigReloader:
             self._outcomes[SUCCESS] += 1
             self._last_successful = True
             self._last_success_time = time.time()
-            log.info(
-                "configuration reloaded from %s: %d lines, %d teams",
-                self.path,
-                len(config.lines),
-                len(config.teams),
-            )
+            log.info("configuration reloaded from %s: %s", self.path, summary(config))
             return True, f"reloaded {self.path}"
 
     def reload_if_requested(self) -> None:

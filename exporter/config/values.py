@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
@@ -12,10 +12,15 @@ _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE: Final = re.compile(r"(\d+)(B|KiB|MiB)?")
 _UNIT_BYTES: Final = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
+DURATION_SPELLINGS: Final = "500ms, 10s, 5m, 4h, 1h30m, 3d (days), 1w (weeks)"
+# Flags, environment variables and the configuration file all take these, in any case.
+TRUE_WORDS: Final = ("true", "yes", "on", "1")
+FALSE_WORDS: Final = ("false", "no", "off", "0")
+BOOL_SPELLINGS: Final = "true or false; also yes/no, on/off, 1/0"
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus-style duration such as `500ms`, `10s`, `5m`, `1h30m`."""
+    """Seconds in a Prometheus-style duration such as `500ms`, `10s`, `5m`, `1h30m`, `3d`."""
     position = 0
     seconds = 0.0
     for match in _DURATION_PART.finditer(text):
@@ -24,7 +29,7 @@ def parse_duration(text: str) -> float:
         seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
     if not text or position != len(text):
-        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 4h, 1h30m)")
+        raise ValueError(f"invalid duration {text!r} (use e.g. 500ms, 10s, 5m, 4h, 1h30m, 3d, 1w)")
     return seconds
 
 
@@ -72,6 +77,17 @@ def parse_public_url(text: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+def parse_link_url(text: str) -> str:
+    """An absolute http(s) URL to link to, such as a Grafana dashboard, as given."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid URL {text!r} (use e.g. https://grafana.example.com/d/sipgate)")
+    if parts.username is not None or parts.password is not None:
+        # Without the text: it is shown on the status page, and this one holds credentials.
+        raise ValueError("a URL shown on the status page must be given without credentials")
+    return text
+
+
 def parse_upstream_url(text: str) -> str:
     """An absolute http(s) URL of the application that relay mode passes events on to."""
     parts = urlsplit(text)
@@ -82,11 +98,11 @@ def parse_upstream_url(text: str) -> str:
 
 
 def parse_bool(text: str) -> bool:
-    """`true` or `false` (also 1/0, yes/no), in any case."""
+    """`true` or `false`, also yes/no, on/off, 1/0, in any case."""
     lowered = text.strip().lower()
-    if lowered not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"invalid value {text!r} (use true or false)")
-    return lowered in ("true", "1", "yes")
+    if lowered not in (*TRUE_WORDS, *FALSE_WORDS):
+        raise ValueError(f"invalid value {text!r} (use {BOOL_SPELLINGS})")
+    return lowered in TRUE_WORDS
 
 
 def parse_size(text: str) -> int:
@@ -137,12 +153,16 @@ def read_secret(path: str) -> str:
     return secret
 
 
-def one_of(choices: Sequence[str]) -> Callable[[str], str]:
-    """A parser that accepts exactly one of `choices`."""
+def one_of(
+    choices: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> Callable[[str], str]:
+    """A parser that accepts one of `choices` or `aliases` in any case, and returns the choice."""
+    known = {choice: choice for choice in choices} | dict(aliases or {})
 
     def parse(text: str) -> str:
-        if text not in choices:
+        choice = known.get(text.strip().lower())
+        if choice is None:
             raise ValueError(f"invalid value {text!r} (choose from {', '.join(choices)})")
-        return text
+        return choice
 
     return parse

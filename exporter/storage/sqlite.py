@@ -26,10 +26,19 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import IO, Final, TypeVar
 
 from exporter.errors import JournalError, StateError
-from exporter.storage.files import cannot_use, connect, lock, move_aside
+from exporter.storage.files import (
+    NewFiles,
+    cannot_use,
+    connect,
+    database_files,
+    lock,
+    lock_path,
+    missing_directories,
+    move_aside,
+)
 from exporter.storage.health import JOURNAL, SNAPSHOT, StoreHealth
 from exporter.storage.journal import JournalFiles
 from exporter.storage.store import Entry, Saved, State
@@ -52,24 +61,32 @@ class SqliteStore:
         reset: bool = False,
         snapshot_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        unsigned: bool = False,
+        keep_unsigned: bool = False,
     ) -> None:
+        """Lock and open the state at `path`; raise StateError, leaving no new file, if it
+        cannot be used. `unsigned`: events are taken without the signature check, so a new
+        state is a try-out's, refused later with the check on unless `keep_unsigned`."""
         self.path = path
         self.health = StoreHealth()
+        self._lock_file, self._new = _lock(path)
         try:
-            self._lock_file = lock(path)
-        except OSError as error:
-            raise cannot_use(path, error) from None
-        try:
-            self.moved_aside, self._db, self._journal = _open_files(path, reset, sync)
-        except JournalError as error:
+            self.moved_aside, self._db, self._journal = _open_files(
+                path, reset, sync, self._new, unsigned, keep_unsigned
+            )
+        except BaseException as error:
+            self._new.remove()
             self._lock_file.close()
-            raise StateError(f"{error}; start with --state.reset to move the state aside") from None
-        except OSError as error:
-            self._lock_file.close()
-            raise cannot_use(path, error) from None
-        except BaseException:
-            self._lock_file.close()
+            if isinstance(error, JournalError):
+                raise StateError(
+                    f"{error}; start with --state.reset to move the state aside"
+                ) from None
+            if isinstance(error, OSError):
+                raise cannot_use(path, error) from None
             raise
+        # Whether this start made the database: removed again at close if nothing was kept.
+        self.created = self._new.made(path)
         if self.moved_aside is not None:
             log.warning("moved state file %s aside to %s; starting fresh", path, self.moved_aside)
         # Entries are numbered, journaled and applied under `_lock`, so the journal's order is
@@ -80,6 +97,7 @@ class SqliteStore:
         snapshot_position = _snapshot_position(self._db)
         self._position: int = max(self._journal.last_seq, snapshot_position)
         self.journal_length = self._position - snapshot_position
+        self._snapshots = 0  # written by this process
         self._snapshot_interval = snapshot_interval
         self._clock = clock
         self._last_snapshot = clock()
@@ -156,8 +174,12 @@ class SqliteStore:
         """Write a last snapshot of `export()`, close the journal and the database, unlock.
 
         Everything is closed even if the snapshot fails; then raise StateError: the journal
-        still holds every entry, and the next start replays it.
+        still holds every entry, and the next start replays it. A state this start made and
+        never kept an entry in is removed instead: a start that failed leaves nothing behind.
         """
+        if self.created and self._position == 0 and not self._snapshots:
+            self._release(discard=True)
+            return
         try:
             if export is not None:
                 position = self._write_snapshot(export)
@@ -188,6 +210,7 @@ class SqliteStore:
                 )
         except sqlite3.Error as error:
             raise StateError(f"cannot write a snapshot to {self.path}: {error}") from None
+        self._snapshots += 1
         return position
 
     def _rotate(self, position: int) -> None:
@@ -223,7 +246,8 @@ class SqliteStore:
         else:
             self.health.worked(SNAPSHOT)
 
-    def _release(self) -> None:
+    def _release(self, discard: bool = False) -> None:
+        """Close the files and unlock; with `discard`, remove the files this start made."""
         try:
             with self._lock:
                 self._closed = True
@@ -234,9 +258,12 @@ class SqliteStore:
             ) from None
         finally:
             with self._write_lock:
-                with contextlib.suppress(sqlite3.Error):  # else the next start checkpoints
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if not discard:
+                    with contextlib.suppress(sqlite3.Error):  # else the next start checkpoints
+                        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.close()
+            if discard:
+                self._new.remove()  # the lock file too, while it is still held
             self._lock_file.close()
 
     def _raise_if_closed(self) -> None:
@@ -249,13 +276,32 @@ class SqliteStore:
         return failure
 
 
+def _lock(path: Path) -> tuple[IO[bytes], NewFiles]:
+    """Lock the state at `path`; and what this start made, to remove if it keeps nothing."""
+    directories = missing_directories(path.parent)
+    lock_existed = lock_path(path).exists()
+    try:
+        lock_file = lock(path)
+    except StateError:
+        NewFiles(directories).remove()
+        raise
+    except OSError as error:
+        NewFiles(directories).remove()
+        raise cannot_use(path, error) from None
+    new = NewFiles(directories)
+    if not lock_existed:
+        new.add(lock_path(path))
+    return lock_file, new
+
+
 def _open_files(
-    path: Path, reset: bool, sync: str
+    path: Path, reset: bool, sync: str, new: NewFiles, unsigned: bool, keep_unsigned: bool
 ) -> tuple[Path | None, sqlite3.Connection, JournalFiles]:
     """Under the lock (a reset must never move a running exporter's files away): the files
-    moved aside if any, the database and the journal."""
+    moved aside if any, the database and the journal; `new` notes the files made."""
     moved_aside = move_aside(path) if reset else None
-    db = connect(path, sync)
+    new.add_missing(*database_files(path), path.with_name(path.name + ".journal"))
+    db = connect(path, sync, unsigned, keep_unsigned)
     try:
         return moved_aside, db, JournalFiles(path, sync == "full", _snapshot_position(db))
     except BaseException:

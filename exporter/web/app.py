@@ -1,4 +1,4 @@
-"""The Bottle apps: the main one (webhook, landing page, health, metrics) and the metrics one."""
+"""The Bottle apps: the main one (webhook, status page, health, metrics) and the metrics one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 import bottle
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from exporter.web.landing import LandingPage
+from exporter.web.status import StatusPage
 from exporter.web.webhook import TEXT_CONTENT_TYPE, WEBHOOK_PATH, Webhook, text_response
 
 Reload = Callable[[], tuple[bool, str]]
@@ -52,22 +52,29 @@ def create_app(
     registry: CollectorRegistry | None,
     not_ready: NotReady = lambda: None,
     reload: Reload | None = None,
+    *,
+    status: StatusPage,
 ) -> bottle.Bottle:
     """The main app; without a `registry`, /metrics is left to `create_metrics_app`."""
     app = _base_app(registry, not_ready)
-    landing = LandingPage(webhook.url, links_metrics=registry is not None)
     app.route(WEBHOOK_PATH, "POST", webhook.post)
     app.route(WEBHOOK_PATH, "GET", webhook.get)
-    app.route("/", "GET", landing.get)
+    app.route("/", "GET", status.get)
     app.route("/-/reload", "POST", Lifecycle(reload).reload)
     return app
 
 
 def create_metrics_app(
-    registry: CollectorRegistry, not_ready: NotReady = lambda: None
+    registry: CollectorRegistry,
+    not_ready: NotReady = lambda: None,
+    status: StatusPage | None = None,
 ) -> bottle.Bottle:
-    """The app of the separate metrics address: /metrics, health and readiness only."""
-    return _base_app(registry, not_ready)
+    """The app of the separate, internal metrics address: /metrics, health, readiness and the
+    status page, which the main address may not show to an operator behind its allow-list."""
+    app = _base_app(registry, not_ready)
+    if status is not None:
+        app.route("/", "GET", status.get)
+    return app
 
 
 def _base_app(registry: CollectorRegistry | None, not_ready: NotReady) -> bottle.Bottle:

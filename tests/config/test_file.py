@@ -58,3 +58,45 @@ def test_two_numbers_of_a_line_must_agree_on_its_thresholds(tmp_path: Path) -> N
     )
     with pytest.raises(ConfigFileError, match=r":3: .*line 'hotline' has another service_level"):
         load(tmp_path, text)
+
+
+E164: str = "the key must be a sipgate number in E.164 digits, no +"
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('  "0211": support', "0211"),
+        ("  0211: support", "0211"),  # unquoted, YAML would read an octal number
+        ('  "030123456789": support', "030123456789"),
+        ('  "00492111234567": support', "00492111234567"),
+        ('  "+492111234567": support', "+492111234567"),
+        ('  "0211": {line: hotline, service_level_target: 15s}', "0211"),
+    ],
+)
+def test_a_number_in_national_format_is_refused(tmp_path: Path, line: str, key: str) -> None:
+    text = 'lines:\n  "4921112345670": sales\n' + line + "\n"
+    with pytest.raises(ConfigFileError) as caught:
+        load(tmp_path, text)
+    assert str(caught.value) == f"{tmp_path / 'config.yml'}:3: lines.{key}: {E164}"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [
+        *[(spelling, True) for spelling in ("true", "yes", "on", "1", "True")],
+        *[(spelling, False) for spelling in ("false", "no", "off", "0", "OFF")],
+    ],
+)
+def test_booleans_take_the_same_spellings_as_the_flags(
+    tmp_path: Path, spelling: str, expected: bool
+) -> None:
+    assert load(tmp_path, f"per_user:\n  enabled: {spelling}\n").per_user is expected
+
+
+def test_a_bad_boolean_says_which_spellings_work(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load(tmp_path, "per_user:\n  enabled: maybe\n")
+    assert str(caught.value).endswith(
+        ":2: per_user.enabled: must be true or false; also yes/no, on/off, 1/0"
+    )

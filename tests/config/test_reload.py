@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from exporter.config.reload import ConfigReloader
 from tests.http_helpers import fetch, new_call, text_samples, value, wait_for
 from tests.programs import EXPORTER, Program, Start, clean_env
 
@@ -115,3 +117,33 @@ def test_check_config_validates_and_exits(tmp_path: Path, text: str, status: int
     assert result.returncode == status
     output = result.stdout + result.stderr
     assert ("configuration OK" in output) == (status == 0)
+
+
+# Three numbers on two lines, three people in two teams.
+SHARED_NAMES = (
+    "lines:\n"
+    '  "4921100000001": support\n'
+    '  "4921100000002": support\n'
+    '  "4921100000003": {line: hotline, short_abandon: 2s}\n'
+    "teams:\n"
+    "  Alice: support\n"
+    "  Bob: support\n"
+    "  w3: sales\n"
+)
+
+
+def test_start_and_reload_logs_count_names_not_entries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "sipgate-exporter.yml"
+    path.write_text(SHARED_NAMES, encoding="utf-8")
+    reloader = ConfigReloader(path, lambda _config: None)
+    caplog.set_level(logging.INFO, logger="exporter.config.reload")
+
+    reloader.load()
+    reloader.reload()
+
+    assert [record.getMessage() for record in caplog.records] == [
+        f"configuration loaded from {path}: 2 lines, 2 teams, per-user statistics off",
+        f"configuration reloaded from {path}: 2 lines, 2 teams, per-user statistics off",
+    ]

@@ -11,6 +11,7 @@ from exporter.config.values import (
     one_of,
     parse_bool,
     parse_duration,
+    parse_link_url,
     parse_listen_address,
     parse_public_url,
     parse_relay_timeout,
@@ -129,3 +130,60 @@ def test_secret_file_errors_never_show_its_content(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not UTF-8 text") as caught:
         read_secret(str(path))
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        *[(spelling, True) for spelling in ("true", "yes", "on", "1", "On", "YES")],
+        *[(spelling, False) for spelling in ("false", "no", "off", "0", "Off", "NO")],
+    ],
+)
+def test_bools_accept_every_documented_spelling(text: str, expected: bool) -> None:
+    assert parse_bool(text) is expected
+
+
+def test_a_bad_bool_names_every_spelling() -> None:
+    with pytest.raises(ValueError, match=r"use true or false; also yes/no, on/off, 1/0"):
+        parse_bool("maybe")
+
+
+def test_a_bad_duration_names_days_and_weeks() -> None:
+    with pytest.raises(ValueError, match=r"3d, 1w"):
+        parse_duration("soon")
+    assert parse_duration("1w") == 7 * 86400.0
+
+
+def test_one_of_ignores_case_and_knows_aliases() -> None:
+    parse = one_of(("debug", "warn"), aliases={"warning": "warn"})
+    assert parse("DEBUG") == "debug"
+    assert parse("Warning") == "warn"
+    with pytest.raises(ValueError, match="choose from debug, warn"):
+        parse("loud")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://grafana.example.com/d/sipgate/sipgate-calls?orgId=1",
+        "http://localhost:3000/d/sipgate",
+        "https://grafana.example.com",
+    ],
+)
+def test_link_urls_are_kept_as_given(text: str) -> None:
+    assert parse_link_url(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("grafana.example.com/d/x", "invalid URL"),
+        ("ftp://grafana.example.com/", "invalid URL"),
+        ("https://", "invalid URL"),
+        ("https://admin:secret@grafana.example.com/", "without credentials"),
+    ],
+)
+def test_bad_link_urls(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        parse_link_url(text)
+    assert "secret" not in str(caught.value)

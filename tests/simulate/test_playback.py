@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import socket
+import threading
 import time
 
+import pytest
+
 from exporter.domain.tracker import CallTracker
-from exporter.simulate.playback import play
+from exporter.simulate.playback import RefusedError, play
 from exporter.simulate.sender import Sender
 from exporter.simulate.traffic import TrafficPlanner, TrafficProfile
+from tests.http_helpers import free_port
 
 
 def test_simulated_run_over_http_is_counted_as_sent(exporter_url: tuple[str, CallTracker]) -> None:
@@ -38,12 +44,31 @@ def test_simulated_run_over_http_is_counted_as_sent(exporter_url: tuple[str, Cal
     assert "errors: none" in summary
 
 
-def test_unreachable_target_is_counted_not_raised() -> None:
-    tally = play(
-        TrafficPlanner(TrafficProfile(calls_per_minute=6000), seed=1),
-        Sender("http://127.0.0.1:9/webhook", timeout=1.0),
-        speed=1000.0,
-        max_calls=3,
-    )
+def test_a_refused_connection_stops_playback() -> None:
+    with pytest.raises(RefusedError, match="connection refused"):
+        play(
+            TrafficPlanner(TrafficProfile(calls_per_minute=6000), seed=1),
+            Sender(f"http://127.0.0.1:{free_port()}/webhook", timeout=1.0),
+            speed=1000.0,
+            max_calls=3,
+        )
+
+
+def test_a_dropped_connection_is_counted_not_raised() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def drop_every_connection() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    listener.accept()[0].close()
+
+        threading.Thread(target=drop_every_connection, daemon=True).start()
+        tally = play(
+            TrafficPlanner(TrafficProfile(calls_per_minute=6000), seed=1),
+            Sender(f"http://127.0.0.1:{port}/webhook", timeout=1.0),
+            speed=1000.0,
+            max_calls=3,
+        )
     assert tally.errors["connection"] > 0
     assert sum(tally.calls.values()) == 0

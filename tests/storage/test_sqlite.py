@@ -205,7 +205,8 @@ def test_snapshots_written_before_the_web_layer_kept_its_counts_are_read(path: P
     old = fresh_tracker().export_state()
     old["stats"]["requests"] = [[["newCall", "200"], 3]]
     old["stats"]["rejected"] = [["signature", 2]]
-    store.close(state_of(old))
+    store.snapshot(state_of(old))
+    store.close()
     recorder = recorder_on(path, fresh_tracker())
     counts = recorder.requests.read()
     assert counts.requests == {("newCall", "200"): 3}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -163,3 +164,147 @@ def test_the_exporter_says_a_journal_path_is_a_directory(path: Path) -> None:
     assert refused_start(path).endswith(
         f"cannot use the state file {journal_of(path)}: Is a directory"
     )
+
+
+# --- A start that fails, or keeps nothing, leaves nothing behind ----------------------------------
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every file and directory under `root`, with the files' contents."""
+    return {
+        str(found.relative_to(root)): None if found.is_dir() else found.read_bytes()
+        for found in sorted(root.rglob("*"))
+    }
+
+
+def test_a_new_state_that_kept_nothing_is_removed_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "data" / "state.db"
+    store = SqliteStore(path)
+    assert store.created
+    store.close(state_of({"n": 0}))
+    assert tree(tmp_path) == {}
+
+
+def test_a_new_state_that_kept_an_entry_stays(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "state.db"
+    store = SqliteStore(path)
+    keep(store, 1)
+    store.close(state_of({"n": 1}))
+    reopened = SqliteStore(path)
+    assert not reopened.created
+    assert reopened.load().state == {"n": 1}
+    reopened.close(state_of({"n": 1}))
+    assert path.exists(), "an existing state is never removed"
+
+
+def test_an_existing_directory_stays_when_a_new_state_is_removed(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    SqliteStore(tmp_path / "data" / "state.db").close()
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", [empty, delete], ids=["emptied", "deleted"])
+def test_a_refused_state_leaves_no_new_file(path: Path, damage: Callable[[Path], None]) -> None:
+    snapshot_then_journal(path)
+    damage(path)
+    path.with_name(path.name + ".lock").unlink()
+    before = tree(path.parent).keys()
+
+    with pytest.raises(StateError, match="records 1 to 3 are missing"):
+        SqliteStore(path)
+
+    assert tree(path.parent).keys() == before
+
+
+def test_a_state_in_use_leaves_no_new_file(path: Path) -> None:
+    first = SqliteStore(path)
+    keep(first, 1)
+    before = tree(path.parent)
+    with pytest.raises(StateError, match="in use by another exporter"):
+        SqliteStore(path)
+    assert tree(path.parent) == before
+    first.close()
+
+
+def test_a_lock_removed_by_a_stopping_exporter_is_not_shared(path: Path) -> None:
+    unused = SqliteStore(path)
+    lock_path = path.with_name(path.name + ".lock")
+    held = lock_path.open("ab")  # opened by a starting exporter just before the file goes
+    unused.close()  # kept nothing: removes its files, the lock among them
+    second = SqliteStore(path)
+    try:
+        assert lock_path.exists()
+        assert os.fstat(held.fileno()).st_ino != lock_path.stat().st_ino
+        with pytest.raises(StateError, match="in use by another exporter"):
+            SqliteStore(path)
+    finally:
+        held.close()
+        second.close()
+
+
+# --- A try-out's state: begun with the signature check off ----------------------------------------
+
+
+def state_in(path: Path) -> State | None:
+    """The snapshot a store with the signature check on loads from `path`."""
+    store = SqliteStore(path)
+    try:
+        return store.load().state
+    finally:
+        store.close()
+
+
+def try_out(path: Path) -> None:
+    """A state begun with the signature check off, holding three events."""
+    store = SqliteStore(path, unsigned=True)
+    keep(store, 3)
+    store.close(state_of({"n": 3}))
+
+
+def test_a_try_out_state_is_refused_once_the_check_is_on(path: Path) -> None:
+    try_out(path)
+    before = tree(path.parent)
+
+    with pytest.raises(StateError) as refused:
+        SqliteStore(path)
+
+    assert str(refused.value) == (
+        f"state file {path} was begun with --webhook.verify-signature=false, as a try-out: its "
+        "statistics may hold hand-made events. Start once with --state.reset to move it aside "
+        "and count from zero, or with --state.keep-unsigned to keep counting on it"
+    )
+    assert tree(path.parent) == before
+
+
+def test_a_try_out_state_is_used_again_while_the_check_stays_off(path: Path) -> None:
+    try_out(path)
+    store = SqliteStore(path, unsigned=True)
+    assert store.load().state == {"n": 3}
+    store.close()
+
+
+def test_reset_moves_a_try_out_state_aside(path: Path) -> None:
+    try_out(path)
+    store = SqliteStore(path, reset=True)
+    assert store.load().state is None
+    keep(store, 1)
+    store.close(state_of({"n": 1}))
+    assert state_in(path) == {"n": 1}, "the new state is not a try-out's"
+
+
+def test_keep_unsigned_adopts_a_try_out_state_once(path: Path) -> None:
+    try_out(path)
+    store = SqliteStore(path, keep_unsigned=True)
+    assert store.load().state == {"n": 3}
+    store.close(state_of({"n": 3}))
+    assert state_in(path) == {"n": 3}, "adopted: no flag needed any more"
+
+
+def test_a_production_state_run_once_with_the_check_off_stays_usable(path: Path) -> None:
+    store = SqliteStore(path)
+    keep(store, 1)
+    store.close(state_of({"n": 1}))
+    SqliteStore(path, unsigned=True).close(state_of({"n": 1}))
+    assert state_in(path) == {"n": 1}

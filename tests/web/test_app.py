@@ -493,7 +493,7 @@ def test_unknown_path_is_a_plain_404(web: Web) -> None:
     assert "404" in response.text
 
 
-def test_landing_page_shows_the_derived_webhook_url_and_links(web: Web) -> None:
+def test_status_page_shows_the_derived_webhook_url_and_links(web: Web) -> None:
     response = web.app.get("/", headers={"Host": "stats.example.com"})
 
     assert response.content_type == "text/html"
@@ -504,7 +504,7 @@ def test_landing_page_shows_the_derived_webhook_url_and_links(web: Web) -> None:
         web.app.get("/" + href, status=200)
 
 
-def test_landing_page_escapes_the_webhook_url(make_web: MakeWeb) -> None:
+def test_status_page_escapes_the_webhook_url(make_web: MakeWeb) -> None:
     web = make_web(public_url="https://stats.example.com/webhook?a=1&b=<2>")
 
     response = web.app.get("/")

@@ -500,7 +500,12 @@ def test_bad_duration_exits_2_with_one_line(
 HELP_FLAGS = [
     ("web.listen-address", ":9850", "SIPGATE_EXPORTER_WEB_LISTEN_ADDRESS"),
     ("web.threads", "4", "SIPGATE_EXPORTER_WEB_THREADS"),
-    ("webhook.public-url", "''", "SIPGATE_EXPORTER_PUBLIC_URL"),
+    (
+        "webhook.public-url",
+        "derived from each request: its Host header, or behind a proxy listed in "
+        "--web.trusted-proxies its X-Forwarded-Host and X-Forwarded-Proto",
+        "SIPGATE_EXPORTER_PUBLIC_URL",
+    ),
     ("calls.forward-grace", "10s", "SIPGATE_EXPORTER_CALLS_FORWARD_GRACE"),
     ("calls.expire-after", "4h", "SIPGATE_EXPORTER_CALLS_EXPIRE_AFTER"),
     ("log.level", "info", "SIPGATE_EXPORTER_LOG_LEVEL"),
