@@ -105,6 +105,8 @@ def build_connection_limits(config: Config, servers: int) -> ConnectionLimits:
         max_per_client=config.max_connections_per_client,
         request_timeout=config.request_timeout,
         proxies=config.trusted_proxies,
+        # sipgate pushes every event from two addresses: those are never capped per address.
+        uncapped=config.trusted_proxies + (config.allowed_networks or ()),
     )
 
 
@@ -227,6 +229,7 @@ def serve(config: Config) -> int:
         server.run()
     finally:
         sweeper.stop()
+        sweeper.join()  # a sweep in progress must not meet a closed store
         if relay is not None:
             relay.stop()
         closed = _close(recorder)

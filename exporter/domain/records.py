@@ -29,17 +29,16 @@ CALL_FIELD_NAMES: Final = (
 )
 _CALL_FIELDS: Final = attrgetter(*CALL_FIELD_NAMES)
 _LEG_FIELDS: Final = attrgetter("voicemail", "answered", "hung_up")
+_PARTY: Final = CALL_FIELD_NAMES.index("party")  # bytes, kept as hex
 
 
 def call_record(call: Call, legs: Mapping[str, Leg]) -> tuple[Any, ...]:
     """The call's fields, then its legs as (id, voicemail, answered, hung up)."""
     # Runs under the tracker's lock for every call in progress: attrgetter copies in C.
-    *fields, party = _CALL_FIELDS(call)
-    return (
-        *fields,
-        party.hex() if party is not None else None,
-        [(leg_id, *_LEG_FIELDS(legs[leg_id])) for leg_id in call.leg_ids],
-    )
+    fields = list(_CALL_FIELDS(call))
+    if call.party is not None:
+        fields[_PARTY] = call.party.hex()
+    return (*fields, [(leg_id, *_LEG_FIELDS(legs[leg_id])) for leg_id in call.leg_ids])
 
 
 def restore_call(record: list[Any]) -> tuple[Call, list[tuple[str, Leg]]]:

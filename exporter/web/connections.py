@@ -40,15 +40,16 @@ RESERVED_FILES: Final = 64
 class ConnectionLimits:
     """Which connections a server accepts, and how long a request may take to arrive.
 
-    Peers in `proxies` (the trusted reverse proxies) carry many clients' requests: they are
-    neither capped per address nor held against `allowed_networks`; the app checks the
-    client they name in X-Forwarded-For instead.
+    Peers in `uncapped` (trusted reverse proxies, which carry many clients' requests, and the
+    allow-list, from which sipgate pushes every event) are not capped per address; trusted
+    proxies also pass the allow-list, and the app checks the client they name instead.
     """
 
     max_connections: int = 1000
     max_per_client: int = 32
     request_timeout: float = 10.0
     allowed_networks: tuple[Network, ...] | None = None
+    uncapped: tuple[Network, ...] = ()
     proxies: tuple[Network, ...] = ()
 
     def refusal(self, peer: str, open_from: Callable[[str], int]) -> str | None:
@@ -63,7 +64,8 @@ class ConnectionLimits:
             address is None or not within(address, self.allowed_networks)
         ):
             return SOURCE
-        if open_from(peer) >= self.max_per_client:
+        capped = address is None or not within(address, self.uncapped)
+        if capped and open_from(peer) >= self.max_per_client:
             return PER_CLIENT
         return None
 

@@ -68,6 +68,18 @@ def test_refusal_by_source_then_by_count_and_never_for_a_trusted_proxy() -> None
     assert ConnectionLimits(max_per_client=2).refusal("203.0.113.9", lambda _: 1) is None
 
 
+def test_sipgate_s_allow_listed_addresses_are_never_capped() -> None:
+    sipgate = parse_networks("217.116.118.254/32")
+    limits = ConnectionLimits(max_per_client=2, allowed_networks=sipgate, uncapped=sipgate)
+    shared_port = ConnectionLimits(max_per_client=2, uncapped=sipgate)
+
+    assert limits.refusal("217.116.118.254", never_asked) is None
+    assert shared_port.refusal("217.116.118.254", never_asked) is None
+    assert shared_port.refusal("203.0.113.9", lambda _: 2) == PER_CLIENT
+    config = parse_config(["--webhook.allowed-networks=217.116.118.254/32"], {})
+    assert build_connection_limits(config, 1).refusal("217.116.118.254", never_asked) is None
+
+
 @dataclass(eq=False)
 class FakeChannel:
     """What Timeouts reads of a waitress channel."""
