@@ -144,7 +144,8 @@ def test_flags_and_their_variables_set_the_limits() -> None:
 
     limits = build_connection_limits(config, 1)
 
-    assert limits == ConnectionLimits(2000, 8, 5.0, None, parse_networks("10.0.0.1"))
+    proxy = parse_networks("10.0.0.1")
+    assert limits == ConnectionLimits(2000, 8, 5.0, uncapped=proxy, proxies=proxy)
     assert Config().max_connections_per_client == ConnectionLimits().max_per_client
 
 
