@@ -44,6 +44,18 @@ def test_flags_shape_the_call_centre_cases() -> None:
         assert getattr(profile, field) == value / 10, flag
 
 
+def write_private_key(path: Path, key: rsa.RSAPrivateKey) -> Path:
+    """`key` as an unencrypted PEM file at `path`, as --sign-key reads it."""
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
 @pytest.fixture
 def guarded_url() -> Iterator[tuple[str, rsa.RSAPrivateKey, CallTracker]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -63,14 +75,7 @@ def test_signed_run_with_basic_auth_in_the_target_is_accepted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     address, key, tracker = guarded_url
-    key_file = tmp_path / "sign.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = write_private_key(tmp_path / "sign.pem", key)
     flags = ["--rate", "6000", "--speed", "1000", "--calls", "20", "--seed", "4"]
     target = f"http://sim:p%40ss@{address}"
     assert main(["--target", target, "--sign-key", str(key_file), *flags]) == 0
@@ -110,14 +115,7 @@ def test_a_refusal_stops_the_run_with_the_reason_and_the_fix(
     fix: str,
 ) -> None:
     address, key, tracker = guarded_url
-    key_file = tmp_path / "sign.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = write_private_key(tmp_path / "sign.pem", key)
     sign = ["--sign-key", str(key_file)] if signed else []
     flags = ["--rate", "6000", "--speed", "1000", "--calls", "20", "--seed", "4", *sign]
 
