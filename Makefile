@@ -7,6 +7,8 @@ ARGS ?=
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
 	prometheus-alertmanager:prometheus-alertmanager wrk:wrk \
 	faketime:faketime chromium:chromium
+# PostgreSQL's server programs (initdb, pg_ctl) are not on PATH: Debian keeps them per version.
+POSTGRES_PROGRAMS := /usr/lib/postgresql/*/bin/pg_ctl
 
 .PHONY: run test lint unit system-deps current-prometheus screenshots bench clean
 
@@ -27,6 +29,7 @@ system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
 	done; \
+	ls $(POSTGRES_PROGRAMS) >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 		echo "installing Debian packages:$$missing"; \

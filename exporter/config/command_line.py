@@ -13,6 +13,7 @@ from exporter.config.flags import FLAGS, PASSWORD_ENV, Config
 from exporter.config.values import BOOL_SPELLINGS, DURATION_SPELLINGS, parse_bool
 from exporter.errors import ConfigError
 from exporter.simulate import command as simulate
+from exporter.storage.postgres import command as state
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +70,7 @@ def build_parser(prog: str = "sipgate-exporter") -> argparse.ArgumentParser:
         parser_class=_CommandParser,
     )
     simulate.add_parser(commands)
+    state.add_parser(commands)
     return parser
 
 
@@ -82,6 +84,7 @@ def parse_command(argv: Sequence[str], environ: Mapping[str, str]) -> Config | C
     if given:
         raise ConfigError(f"{given[0]} does not apply to {namespace.command}")
     run: Callable[[argparse.Namespace], int] = namespace.run
+    namespace.environ = environ  # for a subcommand's own environment variables
     return partial(run, namespace)
 
 

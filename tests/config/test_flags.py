@@ -96,7 +96,7 @@ def test_simulate_subcommand_is_ready_to_run() -> None:
     ("argv", "message"),
     [
         (["--log.level=debug", "simulate"], "--log.level does not apply to simulate"),
-        (["serve"], "argument command: invalid choice: 'serve' (choose from 'simulate')"),
+        (["serve"], "argument command: invalid choice: 'serve' (choose from 'simulate', 'state')"),
         (
             ["--web.listen=:1"],
             "unrecognized arguments: --web.listen=:1 (did you mean --web.listen-address?)",

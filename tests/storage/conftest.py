@@ -11,6 +11,9 @@ from typing import Final
 
 import pytest
 
+# The PostgreSQL cluster of the session, for tests/storage/test_postgres_*.py.
+from tests.postgres import postgres, state_url  # noqa: F401
+
 SIZE: Final = 8 << 20
 _CHUNK: Final = bytes(4096)
 
