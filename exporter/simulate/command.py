@@ -43,14 +43,18 @@ def _duration(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """Flags of `sipgate-exporter simulate`, as a parser of its own."""
-    parser = argparse.ArgumentParser(prog="sipgate-exporter simulate", description=_DESCRIPTION)
+    parser = argparse.ArgumentParser(
+        prog="sipgate-exporter simulate", description=_DESCRIPTION, allow_abbrev=False
+    )
     _add_arguments(parser)
     return parser
 
 
 def add_parser(subparsers: argparse._SubParsersAction[_ParserT]) -> None:
     """Add `simulate` to the exporter's subcommands; the parsed namespace's `run` runs it."""
-    parser = subparsers.add_parser("simulate", help=_SUMMARY, description=_DESCRIPTION)
+    parser = subparsers.add_parser(
+        "simulate", help=_SUMMARY, description=_DESCRIPTION, allow_abbrev=False
+    )
     _add_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -167,8 +167,8 @@ def test_the_subcommand_runs_the_simulator(
 
 @pytest.mark.parametrize(
     "argv",
-    [["--help"], ["--rate", "0"], ["--calls", "x"], ["--no-such-flag"]],
-    ids=["help", "bad-value", "bad-type", "unknown"],
+    [["--help"], ["--rate", "0"], ["--calls", "x"], ["--no-such-flag"], ["--rat", "3"]],
+    ids=["help", "bad-value", "bad-type", "unknown", "abbreviated"],
 )
 def test_the_subcommand_answers_as_the_standalone_parser(
     argv: list[str], capsys: pytest.CaptureFixture[str]
