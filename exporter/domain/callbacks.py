@@ -78,7 +78,10 @@ class Callbacks:
         digits = _normalised(number)
         if digits is None:
             return None
-        return hmac.digest(self._key, digits.encode("ascii"), "sha256")[:DIGEST_BYTES]
+        # Not the one-shot hmac.digest: it lets go of the interpreter lock, which callers
+        # holding the tracker's and the store's locks wait to get back (bench/RESULTS.md).
+        mac = hmac.new(self._key, digits.encode("ascii"), "sha256")
+        return mac.digest()[:DIGEST_BYTES]
 
     def owe(self, digest: Digest | None, line: str, ended_at: float) -> tuple[ClosedDebt, ...]:
         """Owe the caller a callback on `line` from `ended_at`, unless it is owed one there."""

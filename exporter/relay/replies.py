@@ -8,7 +8,7 @@ from typing import Any
 from exporter.domain.events import Dtmf, Event, NewCall
 from exporter.relay.relay import Relay
 from exporter.relay.upstream import Incoming
-from exporter.web.replies import OwnReplies, Replies
+from exporter.web.replies import OwnReplies, Replies, WebhookUrl
 
 
 class RelayReplies:
@@ -19,14 +19,14 @@ class RelayReplies:
         self._fallback = fallback or OwnReplies()
 
     def reply(
-        self, event: Event, environ: Mapping[str, Any], body: bytes, webhook_url: str
+        self, event: Event, environ: Mapping[str, Any], body: bytes, webhook_url: WebhookUrl
     ) -> bytes:
         """The upstream's reply where sipgate acts on it, else the fallback's."""
         incoming = Incoming.from_environ(environ, body)
         own = self._fallback.reply(event, environ, body, webhook_url)
         if isinstance(event, NewCall):
-            return self._relay.new_call(event, incoming, webhook_url) or own
+            return self._relay.new_call(event, incoming, webhook_url()) or own
         if isinstance(event, Dtmf):
-            return self._relay.dtmf(event, incoming, webhook_url) or own
+            return self._relay.dtmf(event, incoming, webhook_url()) or own
         self._relay.follow_up(event, incoming)
         return own

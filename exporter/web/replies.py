@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, Protocol
 from xml.sax.saxutils import quoteattr
 
@@ -20,11 +20,15 @@ def subscribe_reply(webhook_url: str) -> bytes:
     ).encode()
 
 
+# The webhook URL that follow-up events go to; asked for only by replies that name it.
+WebhookUrl = Callable[[], str]
+
+
 class Replies(Protocol):
     """Chooses the XML reply to an event that was counted."""
 
     def reply(
-        self, event: Event, environ: Mapping[str, Any], body: bytes, webhook_url: str
+        self, event: Event, environ: Mapping[str, Any], body: bytes, webhook_url: WebhookUrl
     ) -> bytes:
         """The reply body for sipgate; `environ` and `body` are the request's."""
 
@@ -33,7 +37,7 @@ class OwnReplies:
     """The exporter's own replies: newCall subscribes to answer and hangup, the rest is empty."""
 
     def reply(
-        self, event: Event, environ: Mapping[str, Any], body: bytes, webhook_url: str
+        self, event: Event, environ: Mapping[str, Any], body: bytes, webhook_url: WebhookUrl
     ) -> bytes:
         """Subscribe to a new call's follow-up events; acknowledge anything else."""
-        return subscribe_reply(webhook_url) if isinstance(event, NewCall) else EMPTY_REPLY
+        return subscribe_reply(webhook_url()) if isinstance(event, NewCall) else EMPTY_REPLY

@@ -42,7 +42,7 @@ def request_webhook_url(environ: Mapping[str, Any], trusted_proxies: tuple[Netwo
     """
     scheme = str(environ.get("wsgi.url_scheme") or "http")
     host = str(environ.get("HTTP_HOST", ""))
-    peer = parse_address(environ.get("REMOTE_ADDR", ""))
+    peer = parse_address(environ.get("REMOTE_ADDR", "")) if trusted_proxies else None
     if peer is not None and within(peer, trusted_proxies):
         proto = _nearest(environ.get("HTTP_X_FORWARDED_PROTO")).lower()
         scheme = proto if proto in _FORWARDED_SCHEMES else scheme
@@ -112,7 +112,7 @@ class Webhook:
                 log_event(event, handled.matched)
                 log_calls_ended(handled.ended)
                 environ = bottle.request.environ
-                reply = self._replies.reply(event, environ, body, self.url())
+                reply = self._replies.reply(event, environ, body, self.url)
                 response = bottle.HTTPResponse(reply, headers={"Content-Type": XML_CONTENT_TYPE})
         except StateError as error:
             # The store logs each episode of failures once; a traceback each would flood the log.
