@@ -60,3 +60,7 @@ class UpstreamError(RelayError):
     def __init__(self, outcome: str, message: str) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+class StateUnavailableError(StateError):
+    """The shared state cannot be reached or written now; a request may go elsewhere."""

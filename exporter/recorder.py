@@ -58,14 +58,14 @@ class Recorder:
         entry = Entry(REJECTION, self.clock(), f"{reason} {status}".encode())
         self._store.record(entry, lambda: self.requests.count_rejection(reason, status))
 
-    def error(self, event: str) -> None:
-        """Keep and count a request that failed after it was parsed."""
-        entry = Entry(ERROR, self.clock(), event.encode())
+    def error(self, event: str, status: int = _FAILED) -> None:
+        """Keep and count a request that failed after it was parsed, answered `status`."""
+        entry = Entry(ERROR, self.clock(), f"{event} {status}".encode())
         try:
-            self._store.record(entry, lambda: self.requests.count(event, _FAILED))
+            self._store.record(entry, lambda: self.requests.count(event, status))
         except StateError:
             # Counted all the same: when the store itself is failing, the errors still show.
-            self.requests.count(event, _FAILED)
+            self.requests.count(event, status)
             raise
 
     def sweep(self, now: float) -> tuple[EndedCall, ...]:
@@ -124,7 +124,9 @@ class Recorder:
             reason, status = body.decode().split(" ")
             self.requests.count_rejection(reason, int(status))
         elif entry.kind == ERROR:
-            self.requests.count(body.decode(), _FAILED)
+            # Entries from before the status was kept hold the event only: those were 500s.
+            label, _, status = body.decode().partition(" ")
+            self.requests.count(label, int(status or _FAILED))
         elif entry.kind == EVENT:
             try:
                 event = parse_event(body, _REPLAY_LIMITS)

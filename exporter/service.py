@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from exporter.call_log import log_calls_ended
@@ -29,10 +29,14 @@ from exporter.storage.store import MemoryStore, Store
 from exporter.web.app import create_app, create_metrics_app
 from exporter.web.connections import ConnectionLimits, DroppedConnections, fit_connection_limit
 from exporter.web.guard import Guard, basic_auth_token, sipgate_public_key
+from exporter.web.requests import WebhookRequests
 from exporter.web.server import Server, ServerGroup, Sweeper, stop_on_signals
 from exporter.web.status import StatusPage
 from exporter.web.status_view import StatusSettings
 from exporter.web.webhook import Webhook
+
+if TYPE_CHECKING:
+    from exporter.storage.postgres.store import PostgresStore
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +53,44 @@ def build_guard(config: Config) -> Guard:
     return Guard(config.max_body_bytes, key, token, config.allowed_networks, config.trusted_proxies)
 
 
-def build_tracker(config: Config) -> CallTracker:
-    """The call tracker with the configured times, limits and targets."""
+def build_tracker(config: Config, shared: PostgresStore | None = None) -> CallTracker:
+    """The call tracker with the configured times, limits and targets; its calls in the
+    `shared` store's database if given."""
+    targets = ServiceTargets(config.service_level_target, config.short_abandon)
+    if shared is not None:
+        from exporter.storage.postgres.tracker import SharedTracker
+
+        callbacks = Callbacks(
+            config.callbacks_expire_after, config.callbacks_max_pending, shared.callback_key
+        )
+        return SharedTracker(
+            shared,
+            new_statistics(),
+            config.forward_grace,
+            config.expire_after,
+            targets=targets,
+            callbacks=callbacks,
+        )
     return CallTracker(
         new_statistics(),
         config.forward_grace,
         config.expire_after,
         config.max_open_calls,
-        targets=ServiceTargets(config.service_level_target, config.short_abandon),
+        targets=targets,
         callbacks=Callbacks(config.callbacks_expire_after, config.callbacks_max_pending),
     )
+
+
+def open_shared(config: Config) -> PostgresStore | None:
+    """The state database of `--state.url`, migrated and claimed; None without one."""
+    if config.state_url is None:
+        return None
+    # Imported here: psycopg is loaded only by exporters that use PostgreSQL.
+    from exporter.storage.postgres.store import PostgresStore
+
+    store = PostgresStore(config.state_url, config.state_replica, config.threads, new_statistics())
+    log.info("state in the database %s, as replica %s", store.where, config.state_replica)
+    return store
 
 
 def build_relay(config: Config) -> Relay | None:
@@ -201,15 +233,22 @@ class ListenError(ExporterError):
 
 def serve(config: Config) -> int:
     """Build the exporter, restore its state, serve until SIGTERM or SIGINT; the exit status."""
-    tracker = build_tracker(config)
+    try:
+        shared = open_shared(config)
+    except StateError as error:
+        log.error("%s", error)
+        return 1
+    tracker = build_tracker(config, shared)
     try:
         # Before the state is replayed, so that replayed calls get their lines.
         reloader = _open_config_file(config, tracker)
     except ConfigFileError as error:
         log.error("%s", error)
+        if shared is not None:
+            shared.close()
         return 2
     try:
-        recorder = _restore(config, tracker)
+        recorder = _restore(config, tracker, shared)
     except StateError as error:
         log.error("%s", error)
         return 1
@@ -249,11 +288,11 @@ def _close(recorder: Recorder) -> bool:
     return True
 
 
-def _restore(config: Config, tracker: CallTracker) -> Recorder:
+def _restore(config: Config, tracker: CallTracker, shared: PostgresStore | None) -> Recorder:
     started = time.monotonic()
-    store = open_store(config)
+    store: Store = shared if shared is not None else open_store(config)
     clock = SteadyClock()
-    recorder = Recorder(tracker, new_requests(), store, clock)
+    recorder = Recorder(tracker, _requests(shared), store, clock)
     try:
         replayed = recorder.restore()
     except BaseException:
@@ -272,7 +311,22 @@ def _restore(config: Config, tracker: CallTracker) -> Recorder:
             time.monotonic() - started,
         )
         _check_clock(clock, recorder, config.expire_after)
+    elif shared is not None:
+        log.info(
+            "replica %s restored: %d calls counted so far by this replica",
+            config.state_replica,
+            sum(tracker.stats.calls_started.values()),
+        )
     return recorder
+
+
+def _requests(shared: PostgresStore | None) -> WebhookRequests:
+    requests = new_requests()
+    if shared is None:
+        return requests
+    from exporter.storage.postgres.requests import SharedRequests
+
+    return SharedRequests(shared, requests.buckets)
 
 
 def _check_clock(clock: SteadyClock, recorder: Recorder, expire_after: float) -> None:

@@ -6,7 +6,7 @@ import argparse
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 from exporter import __version__
 from exporter.config.flags import FLAGS, PASSWORD_ENV, Config
@@ -120,6 +120,12 @@ def _did_you_mean(name: str, known: list[str]) -> str:
     return f" (did you mean {similar[0]}?)" if similar else ""
 
 
+# Flags about the state file, which --state.url replaces.
+_FILE_ONLY: Final = frozenset(
+    ("state_path", "state_sync", "state_reset", "state_keep_unsigned", "snapshot_interval")
+)
+
+
 def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     values: dict[str, Any] = {}
     for flag in FLAGS:
@@ -134,8 +140,26 @@ def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> C
         except ValueError as error:
             raise ConfigError(f"{source}: {error}") from None
     _check_security(values, environ)
+    _check_state(values, namespace, environ)
     host, port = values.pop("listen")
     return Config(listen_host=host, listen_port=port, **values)
+
+
+def _check_state(
+    values: dict[str, Any], namespace: argparse.Namespace, environ: Mapping[str, str]
+) -> None:
+    """With --state.url there is no state file: refuse the flags that are about one."""
+    if "state_url" not in values:
+        return
+    for flag in FLAGS:
+        if flag.field in _FILE_ONLY and (
+            getattr(namespace, flag.field) is not None or flag.env in environ
+        ):
+            raise ConfigError(
+                f"--{flag.name} and --state.url: the state is kept either in a file or in "
+                "PostgreSQL; set one"
+            )
+    values["state_path"] = None
 
 
 def _check_security(values: dict[str, Any], environ: Mapping[str, str]) -> None:

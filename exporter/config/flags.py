@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,10 @@ from exporter.config.values import (
     parse_positive_int,
     parse_public_url,
     parse_relay_timeout,
+    parse_replica_name,
     parse_retries,
     parse_size,
+    parse_state_url,
     parse_timeout,
     parse_upstream_url,
     parse_user_name,
@@ -81,6 +84,8 @@ class Config:
     state_sync: str = "normal"
     state_reset: bool = False
     state_keep_unsigned: bool = False
+    state_url: str | None = field(default=None, repr=False)  # may hold a password
+    state_replica: str = field(default_factory=socket.gethostname)
     config_file: Path | None = None
     check_config: bool = False
     enable_lifecycle: bool = False
@@ -375,6 +380,25 @@ FLAGS: Final = (
         "false",
         "keep counting on a state file begun with --webhook.verify-signature=false (a try-out) "
         "now that the check is on; without it such a file is refused",
+    ),
+    Flag(
+        "state.url",
+        "state_url",
+        parse_state_url,
+        "",
+        "postgresql://user:password@host:5432/database: keep the state in PostgreSQL, shared "
+        "by several exporters, instead of --state.path (the password may also come from "
+        "PGPASSWORD or a passfile)",
+        shown_default="none, the state in --state.path",
+    ),
+    Flag(
+        "state.replica",
+        "state_replica",
+        parse_replica_name,
+        "",
+        "this exporter's name among those sharing --state.url; two running exporters may "
+        "not share one",
+        shown_default="the host name",
     ),
     Flag(
         "relay.upstream-url",

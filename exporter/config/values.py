@@ -134,6 +134,26 @@ def parse_user_name(text: str) -> str:
     return text
 
 
+def parse_state_url(text: str) -> str:
+    """A postgresql:// URL that libpq can read."""
+    # Imported here: psycopg is loaded only by exporters that use PostgreSQL.
+    from exporter.storage.postgres.connect import parse_state_url as parse
+
+    return parse(text)
+
+
+_REPLICA_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_replica_name(text: str) -> str:
+    """A replica's name: letters, digits, '.', '_' and '-', at most 63, as host names are."""
+    if not _REPLICA_NAME.fullmatch(text):
+        raise ValueError(
+            f"invalid replica name {text!r}: use up to 63 letters, digits, '.', '_' or '-'"
+        )
+    return text
+
+
 def parse_optional_path(text: str) -> Path | None:
     """The path, or None for an empty text."""
     return Path(text) if text else None

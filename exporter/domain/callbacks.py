@@ -70,6 +70,11 @@ class Callbacks:
         self._lines: dict[Digest, list[str]] = {}  # lines each number is owed on, to settle fast
         self._pending: Counter[str] = Counter()
 
+    @property
+    def key(self) -> bytes:
+        """The key of the numbers' hashes."""
+        return self._key
+
     def __len__(self) -> int:
         return len(self._since)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -54,6 +55,12 @@ class Labeler:
         self._allowed_lines = frozenset(self.lines)
         self._allowed_teams = frozenset(self.teams)
         self._users: dict[str, None] = dict.fromkeys(config.users or ())
+
+    def reporting_to(self, on_overflow: Callable[[str], None]) -> Labeler:
+        """This labeler, sharing its users seen so far, with overflows reported elsewhere."""
+        other = copy.copy(self)
+        other._on_overflow = on_overflow
+        return other
 
     @property
     def users(self) -> tuple[str, ...]:

@@ -36,6 +36,15 @@ class Histogram:
         clone.bounds, clone.counts, clone.total = self.bounds, self.counts.copy(), self.total
         return clone
 
+    def add(self, other: Histogram) -> None:
+        """Add the observations of `other`, which has the same bounds."""
+        if other.bounds != self.bounds:
+            raise ValueError("histograms with different buckets cannot be added")
+        self.counts = [
+            mine + theirs for mine, theirs in zip(self.counts, other.counts, strict=True)
+        ]
+        self.total += other.total
+
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, count) pairs ending with +Inf, as Prometheus exposes them."""
         pairs = []
@@ -103,6 +112,14 @@ class Statistics:
     callback_delay: dict[str, Histogram] = field(default_factory=dict)
     callbacks_dropped: int = 0
     callback_delay_buckets: tuple[float, ...] = ()
+
+    def zeroed(self) -> Statistics:
+        """Empty statistics with the same buckets."""
+        return Statistics(
+            self.wait_buckets,
+            self.duration_buckets,
+            callback_delay_buckets=self.callback_delay_buckets,
+        )
 
     def observe_wait(self, key: tuple[str, str, str], seconds: float) -> None:
         """Record how long a call (direction, outcome, line) waited."""
@@ -176,6 +193,25 @@ class Statistics:
             self.wait = _histograms(data["wait"], self.wait_buckets)
         if duration_bounds == self.duration_buckets:
             self.duration = _histograms(data["duration"], self.duration_buckets)
+
+    def add(self, other: Statistics) -> None:
+        """Add the counts of `other`, whose histograms have the same buckets; take the later
+        `last_received`."""
+        for name in (*_COUNTERS, *_SUMS):
+            mine = getattr(self, name)
+            for key, value in getattr(other, name).items():
+                mine[key] += value
+        for name in ("wait", "duration", "callback_delay"):
+            mine = getattr(self, name)
+            for key, histogram in getattr(other, name).items():
+                if key in mine:
+                    mine[key].add(histogram)
+                else:
+                    mine[key] = histogram.copy()
+        self.dtmf_events += other.dtmf_events
+        self.evicted += other.evicted
+        self.callbacks_dropped += other.callbacks_dropped
+        self.last_received = max(self.last_received, other.last_received)
 
     def copy(self) -> Statistics:
         """A copy that later updates do not touch."""

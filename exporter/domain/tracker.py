@@ -170,25 +170,44 @@ class CallTracker:
         """Replace everything with what `export_state` gave."""
         with self._lock:
             self.stats.load_dict(state["stats"])
-            self._legs.clear()
-            self._calls.clear()
-            self._graces.clear()
-            self._active.clear()
-            self._ringing.clear()
-            self._count_debts(self.callbacks.restore_state(state.get("callbacks")))
-            for record in state["calls"]:
-                call, legs = restore_call(record)
-                self._legs.update(legs)
-                self._calls[call.call_id] = call
-                self._active[(call.direction, call.state, call.line)] += 1
-            for call in sorted(self._calls.values(), key=attrgetter("started_at")):
-                if call.state == RINGING:
-                    self._ringing.add((call.direction, call.line), call.call_id, call.started_at)
-            graces = sorted(
-                ((call.grace_until, call) for call in self._calls.values() if call.grace_until),
-                key=lambda pair: pair[0],
-            )
-            self._graces.extend(graces)
+            self._load(state["calls"], state.get("callbacks"))
+
+    def part(self, calls: list[Any], debts: list[Any]) -> CallTracker:
+        """A tracker with this one's settings, labels and thresholds that holds only `calls`
+        and callback `debts` (as `export_state` writes them) and counts from zero: for a
+        store that keeps calls elsewhere and hands over a few at a time."""
+        part = CallTracker(
+            self.stats.zeroed(),
+            self.forward_grace,
+            self.expire_after,
+            callbacks=Callbacks(self.callbacks.expire_after, self.callbacks.max_pending),
+        )
+        part.labels = self.labels.reporting_to(part._count_overflow)
+        part.targets = self.targets
+        part._load(calls, {"key": self.callbacks.key.hex(), "debts": debts})
+        return part
+
+    def _load(self, calls: list[Any], callbacks: dict[str, Any] | None) -> None:
+        """Replace the calls in progress and the callback debts."""
+        self._legs.clear()
+        self._calls.clear()
+        self._graces.clear()
+        self._active.clear()
+        self._ringing.clear()
+        self._count_debts(self.callbacks.restore_state(callbacks))
+        for record in calls:
+            call, legs = restore_call(record)
+            self._legs.update(legs)
+            self._calls[call.call_id] = call
+            self._active[(call.direction, call.state, call.line)] += 1
+        for call in sorted(self._calls.values(), key=attrgetter("started_at")):
+            if call.state == RINGING:
+                self._ringing.add((call.direction, call.line), call.call_id, call.started_at)
+        graces = sorted(
+            ((call.grace_until, call) for call in self._calls.values() if call.grace_until),
+            key=lambda pair: pair[0],
+        )
+        self._graces.extend(graces)
 
     @property
     def open_calls(self) -> int:

@@ -14,7 +14,6 @@ from exporter.metrics.families import counter_family, histogram_family, keyed
 from exporter.relay.relay import EVENTS as RELAY_EVENTS
 from exporter.relay.relay import OUTCOMES as RELAY_OUTCOMES
 from exporter.relay.relay import Relay
-from exporter.storage.health import PARTS as STATE_PARTS
 from exporter.storage.health import StoreHealth
 from exporter.web.connections import DROP_REASONS, DroppedConnections
 from exporter.web.guard import REASONS as GUARD_REASONS
@@ -105,13 +104,13 @@ def reload_metrics(reloader: ConfigReloader) -> Iterator[Metric]:
 
 
 def state_metrics(health: StoreHealth) -> Iterator[Metric]:
-    """Writes to the state files that failed."""
+    """Writes to the state that failed."""
     yield counter_family(
         "sipgate_state_write_errors_total",
-        "Writes to the state files that failed, by part: a journal write refuses its request "
-        "with 500, a snapshot is tried again later.",
+        "Writes to the state that failed, by part: a journal write refuses its request with "
+        "500, a snapshot is tried again later, a database transaction refuses it with 503.",
         ["part"],
-        keyed(health.write_errors(), [(part,) for part in STATE_PARTS]),
+        keyed(health.write_errors(), [(part,) for part in health.parts]),
     )
 
 

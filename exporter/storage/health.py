@@ -19,12 +19,16 @@ log = logging.getLogger(__name__)
 
 JOURNAL: Final = "journal"
 SNAPSHOT: Final = "snapshot"
-PARTS: Final = (JOURNAL, SNAPSHOT)
+DATABASE: Final = "database"
+PARTS: Final = (JOURNAL, SNAPSHOT)  # of the state files
+# Parts whose failure refuses events.
+_REFUSING: Final = (JOURNAL, DATABASE)
 
 # What a failing part means for the events, said when an episode starts.
 _CONSEQUENCES: Final = {
     JOURNAL: "events are refused with 500 until it can be written again",
     SNAPSHOT: "events are still journaled; the snapshot is tried again at the next interval",
+    DATABASE: "events are refused with 503 until it answers again",
 }
 
 
@@ -38,11 +42,14 @@ class _Episode:
 class StoreHealth:
     """Failed writes by part, and the episode of each part that is failing now."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, parts: tuple[str, ...] = PARTS
+    ) -> None:
+        self.parts = parts
         self._clock = clock
         self._lock = threading.Lock()
         self._episodes: dict[str, _Episode] = {}
-        self._errors = dict.fromkeys(PARTS, 0)
+        self._errors = dict.fromkeys(parts, 0)
 
     def is_failing(self, part: str) -> bool:
         """Whether writes of `part` are failing now."""
@@ -81,9 +88,12 @@ class StoreHealth:
             )
 
     def problem(self) -> str | None:
-        """Why events are refused now, or None while the journal can be written."""
-        episode = self._episodes.get(JOURNAL)
-        return None if episode is None else str(episode.error)
+        """Why events are refused now, or None while they can be kept."""
+        for part in _REFUSING:
+            episode = self._episodes.get(part)
+            if episode is not None:
+                return str(episode.error)
+        return None
 
     def write_errors(self) -> dict[str, int]:
         """Failed writes so far, by part."""

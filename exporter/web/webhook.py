@@ -20,7 +20,7 @@ from exporter.domain.events import (
     event_label,
     parse_event,
 )
-from exporter.errors import RequestError, StateError
+from exporter.errors import RequestError, StateError, StateUnavailableError
 from exporter.recorder import Recorder
 from exporter.web.guard import Guard, Network, parse_address, within
 from exporter.web.replies import XML_CONTENT_TYPE, OwnReplies, Replies
@@ -117,7 +117,8 @@ class Webhook:
         except StateError as error:
             # The store logs each episode of failures once; a traceback each would flood the log.
             log.debug("webhook request refused: %s", error)
-            response = self._fail(label)
+            unavailable = isinstance(error, StateUnavailableError)
+            response = self._fail(label, 503 if unavailable else 500)
         except Exception:
             log.exception("webhook request failed")
             response = self._fail(label)
@@ -154,8 +155,10 @@ class Webhook:
         log.log(level, "rejected webhook request (%s): %s", error.reason, error)
         return text_response(error.status, f"{error}\n", **dict(error.headers))
 
-    def _fail(self, label: str) -> bottle.HTTPResponse:
-        # A failing state file fails this too, once counted; the reply is the same.
+    def _fail(self, label: str, status: int = 500) -> bottle.HTTPResponse:
+        # A failing state fails this too, once counted; the reply is the same.
         with contextlib.suppress(StateError):
-            self._recorder.error(label)
+            self._recorder.error(label, status)
+        if status == 503:
+            return text_response(503, "the state cannot be written now; try another replica\n")
         return text_response(500, "internal error\n")

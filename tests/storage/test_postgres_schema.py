@@ -101,7 +101,7 @@ def test_replicas_starting_at_once_migrate_once(state_url: str) -> None:
     assert {result.version for result in results} == {SLOW.version}
     applied = [migration for result in results for migration in result.applied]
     assert sorted(applied, key=lambda migration: migration.version) == list(migrations)
-    assert [version for version, _ in applied_rows(state_url)] == [1, SLOW.version]
+    assert [version for version, _ in applied_rows(state_url)] == [*range(1, SLOW.version + 1)]
 
 
 def test_a_failed_migration_leaves_the_ones_before_it(state_url: str) -> None:

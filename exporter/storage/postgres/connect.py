@@ -52,14 +52,8 @@ def parse_state_url(text: str) -> str:
 
 def connect(conninfo: str) -> Connection:
     """An autocommit connection to the state database; raise StateError naming it and why."""
-    params = conninfo_to_dict(conninfo)
-    defaults: dict[str, Any] = {}
-    if "connect_timeout" not in params and "PGCONNECT_TIMEOUT" not in os.environ:
-        defaults["connect_timeout"] = CONNECT_TIMEOUT
-    if "application_name" not in params and "PGAPPNAME" not in os.environ:
-        defaults["application_name"] = APPLICATION_NAME
     try:
-        connection = psycopg.connect(conninfo, autocommit=True, **defaults)
+        connection = psycopg.connect(conninfo, autocommit=True, **connection_defaults(conninfo))
     except psycopg.Error as error:
         raise StateError(
             f"cannot connect to the state database {where(conninfo)}: {reason(error, conninfo)}"
@@ -73,10 +67,30 @@ def connect(conninfo: str) -> Connection:
     return connection
 
 
+def connection_defaults(conninfo: str) -> dict[str, Any]:
+    """Connection parameters the exporter sets where neither `conninfo` nor libpq's
+    environment does: a timeout, and its name in pg_stat_activity."""
+    params = conninfo_to_dict(conninfo)
+    defaults: dict[str, Any] = {}
+    if "connect_timeout" not in params and "PGCONNECT_TIMEOUT" not in os.environ:
+        defaults["connect_timeout"] = CONNECT_TIMEOUT
+    if "application_name" not in params and "PGAPPNAME" not in os.environ:
+        defaults["application_name"] = APPLICATION_NAME
+    return defaults
+
+
 def configure_session(connection: Connection) -> None:
     """Set what every session of the exporter needs: keepalives that end a lost one soon."""
     settings = ", ".join(f"set_config('{name}', '{value}', false)" for name, value in _KEEPALIVES)
     connection.execute(f"SELECT {settings}")
+
+
+def fetch_value(connection: Connection, query: str, params: Any = None) -> Any:
+    """The first column of the row that `query` returns; a psycopg.Error if there is none."""
+    row = connection.execute(query, params).fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError(f"no row from {query.split()[0]}")
+    return row[0]
 
 
 def where(conninfo: str) -> str:

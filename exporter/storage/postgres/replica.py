@@ -49,6 +49,11 @@ def claim_replica(connection: Connection, name: str) -> None:
         raise failure(f"cannot record replica {name} in", where, error) from None
 
 
+def release_replica(connection: Connection, name: str) -> None:
+    """Give back the claim on `name`, if `connection` still holds it."""
+    _release(connection, replica_key(name))
+
+
 def _release(connection: Connection, key: int) -> None:
     # A session lock outlives a failed statement: give it back, or the name stays taken until
     # the connection closes. A broken connection has lost the lock already.

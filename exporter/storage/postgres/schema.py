@@ -44,6 +44,52 @@ MIGRATIONS: Final = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "calls in progress, their legs, callback debts, settings and each replica's counters",
+        (
+            """CREATE TABLE sipgate_exporter.open_calls (
+                call_id text PRIMARY KEY,
+                direction text NOT NULL,
+                line text NOT NULL,
+                state text NOT NULL,
+                started_at double precision NOT NULL,
+                last_event_at double precision NOT NULL,
+                grace_until double precision,
+                record jsonb NOT NULL
+            )""",
+            "CREATE INDEX open_calls_last_event_at ON sipgate_exporter.open_calls (last_event_at)",
+            """CREATE INDEX open_calls_grace_until ON sipgate_exporter.open_calls (grace_until)
+                WHERE grace_until IS NOT NULL""",
+            """CREATE TABLE sipgate_exporter.legs (
+                leg_id text PRIMARY KEY,
+                call_id text NOT NULL
+                    REFERENCES sipgate_exporter.open_calls ON DELETE CASCADE
+            )""",
+            "CREATE INDEX legs_call_id ON sipgate_exporter.legs (call_id)",
+            """CREATE TABLE sipgate_exporter.callback_debts (
+                party bytea NOT NULL,
+                line text NOT NULL,
+                since double precision NOT NULL,
+                PRIMARY KEY (party, line)
+            )""",
+            "CREATE INDEX callback_debts_since ON sipgate_exporter.callback_debts (since)",
+            """CREATE TABLE sipgate_exporter.settings (
+                name text PRIMARY KEY,
+                value text NOT NULL
+            )""",
+            """CREATE TABLE sipgate_exporter.counters (
+                replica text NOT NULL,
+                shard integer NOT NULL,
+                name text NOT NULL,
+                labels text NOT NULL,
+                bucket integer NOT NULL,
+                value double precision NOT NULL,
+                PRIMARY KEY (replica, shard, name, labels, bucket)
+            )""",
+            "ALTER TABLE sipgate_exporter.replicas ADD COLUMN buckets text",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,132 @@
+"""A replica's counters as rows: one per series, histogram bucket or sum, added to at each commit.
+
+The rows are written from the plain data of `Statistics.to_dict` and
+`WebhookRequests.export_state`, and read back into it, so the domain knows nothing of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Final
+
+from exporter.domain.statistics import Statistics
+from exporter.storage.postgres.connect import Connection
+
+# The bucket number of a counter's value or a histogram's sum; buckets count from 0.
+VALUE: Final = -1
+# Kept as the latest, not added up.
+LAST_RECEIVED: Final = "last_received"
+_HISTOGRAMS: Final = ("wait", "duration", "callback_delay")
+_SCALARS: Final = ("dtmf_events", "evicted", "callbacks_dropped", LAST_RECEIVED)
+_REQUESTS: Final = ("requests", "rejected")
+_NO_LABELS: Final = "[]"
+
+# (name, labels as JSON, bucket, value)
+Row = tuple[str, str, int, float]
+
+ADD = """
+    INSERT INTO sipgate_exporter.counters AS c (replica, shard, name, labels, bucket, value)
+    SELECT %s, %s, * FROM unnest(
+        %s::text[], %s::text[], %s::integer[], %s::double precision[]
+    )
+    ON CONFLICT (replica, shard, name, labels, bucket) DO UPDATE SET value = CASE
+        WHEN c.name = 'last_received' THEN greatest(c.value, excluded.value)
+        ELSE c.value + excluded.value
+    END
+"""
+READ = """
+    SELECT name, labels, bucket, sum(value), max(value) FROM sipgate_exporter.counters
+    WHERE replica = %s GROUP BY name, labels, bucket
+"""
+
+
+def rows(stats: dict[str, Any], requests: dict[str, Any]) -> list[Row]:
+    """The non-zero rows of `Statistics.to_dict()` and `WebhookRequests.export_state()`."""
+    found: list[Row] = []
+    for name, values in stats.items():
+        if name in _HISTOGRAMS:
+            found += _histogram_rows(name, values)
+        elif name in _SCALARS:
+            if values:
+                found.append((name, _NO_LABELS, VALUE, float(values)))
+        elif isinstance(values, list) and name != "buckets":
+            found += [(name, labels(key), VALUE, float(n)) for key, n in values if n]
+    for name in _REQUESTS:
+        found += [(name, labels(key), VALUE, float(n)) for key, n in requests.get(name, ()) if n]
+    return found
+
+
+def add(connection: Connection, replica: str, shard: int, added: Iterable[Row]) -> None:
+    """Add `added` to the replica's rows of `shard`, in key order so that writers never
+    deadlock; rows with the same key are summed first."""
+    summed: dict[tuple[str, str, int], float] = defaultdict(float)
+    for name, labels, bucket, value in added:
+        key = (name, labels, bucket)
+        summed[key] = max(summed[key], value) if name == LAST_RECEIVED else summed[key] + value
+    if not summed:
+        return
+    keys = sorted(summed)
+    connection.execute(
+        ADD,
+        (
+            replica,
+            shard,
+            [key[0] for key in keys],
+            [key[1] for key in keys],
+            [key[2] for key in keys],
+            [summed[key] for key in keys],
+        ),
+    )
+
+
+def read(
+    connection: Connection, replica: str, empty: Statistics
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The replica's counters over all its shards, as `Statistics.to_dict()` and
+    `WebhookRequests.export_state()` data; `empty` gives the histograms' buckets."""
+    stats = empty.to_dict()
+    requests: dict[str, Any] = {name: [] for name in _REQUESTS}
+    histograms: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+    sizes = {
+        "wait": len(empty.wait_buckets) + 1,
+        "duration": len(empty.duration_buckets) + 1,
+        "callback_delay": len(empty.callback_delay_buckets) + 1,
+    }
+    for name, text, bucket, total, latest in connection.execute(READ, (replica,)):
+        if name in _HISTOGRAMS:
+            counts, sums = histograms.setdefault((name, text), ([0] * sizes[name], [0.0]))
+            if bucket == VALUE:
+                sums[0] = total
+            elif bucket < len(counts):
+                counts[bucket] = int(total)
+        elif name == LAST_RECEIVED:
+            stats[name] = latest
+        elif name in _SCALARS:
+            stats[name] = int(total)
+        elif name in _REQUESTS:
+            requests[name].append([json.loads(text), int(total)])
+        elif name in stats:
+            stats[name].append([json.loads(text), int(total) if total.is_integer() else total])
+    for (name, text), (counts, sums) in histograms.items():
+        key = json.loads(text)
+        stats[name].append(
+            [*key, counts, sums[0]] if name != "callback_delay" else [key, counts, sums[0]]
+        )
+    return stats, requests
+
+
+def _histogram_rows(name: str, values: list[list[Any]]) -> list[Row]:
+    found: list[Row] = []
+    for *key, counts, total in values:
+        text = labels(key[0] if name == "callback_delay" else key)
+        found += [(name, text, bucket, float(n)) for bucket, n in enumerate(counts) if n]
+        if any(counts):
+            found.append((name, text, VALUE, float(total)))
+    return found
+
+
+def labels(key: Any) -> str:
+    """Label values as the rows keep them: JSON."""
+    return json.dumps(list(key) if isinstance(key, (list, tuple)) else key)

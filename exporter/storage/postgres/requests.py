@@ -1,0 +1,41 @@
+"""Webhook request counts of a replica, added to its counter rows in each entry's transaction."""
+
+from __future__ import annotations
+
+from exporter.storage.postgres import counters
+from exporter.storage.postgres.store import PostgresStore
+from exporter.web.requests import INVALID, WebhookRequests
+
+
+class SharedRequests(WebhookRequests):
+    """WebhookRequests whose counts are kept in the database with the entry that made them."""
+
+    def __init__(self, store: PostgresStore, buckets: tuple[float, ...]) -> None:
+        super().__init__(buckets)
+        self._store = store
+        store.on_reload(lambda state: self.restore_state(state["requests"]))
+
+    def count(self, event: str, status: int) -> None:
+        """Count one request in the entry's transaction; at once when outside one (a request
+        that failed because the database did)."""
+        transaction = self._store.recording()
+        if transaction is None:
+            super().count(event, status)
+            return
+        transaction.count(
+            [("requests", counters.labels([event, str(status)]), counters.VALUE, 1.0)]
+        )
+        transaction.after_commit(lambda: super(SharedRequests, self).count(event, status))
+
+    def count_rejection(self, reason: str, status: int) -> None:
+        """Count a refused request in the entry's transaction."""
+        transaction = self._store.current()
+        transaction.count(
+            [
+                ("requests", counters.labels([INVALID, str(status)]), counters.VALUE, 1.0),
+                ("rejected", counters.labels(reason), counters.VALUE, 1.0),
+            ]
+        )
+        transaction.after_commit(
+            lambda: super(SharedRequests, self).count_rejection(reason, status)
+        )

@@ -1,0 +1,301 @@
+"""The shared store: each entry's effect committed in one PostgreSQL transaction.
+
+`record(entry, apply)` opens a transaction and runs `apply` in it: the shared tracker and the
+request counts find it with `current()`, read and write the rows they need, and hand what
+they change in memory to `after_commit`, which runs only once the commit went through. Each
+replica adds to its own counter rows, one set per worker thread (`shard`), so that its
+workers never wait for each other's row locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from typing import Final, TypeVar
+
+import psycopg
+from psycopg import errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from exporter.domain.statistics import Statistics
+from exporter.errors import StateError, StateUnavailableError
+from exporter.storage.health import DATABASE, StoreHealth
+from exporter.storage.postgres import counters
+from exporter.storage.postgres.connect import (
+    Connection,
+    configure_session,
+    connect,
+    connection_defaults,
+    describe,
+    fetch_value,
+    reason,
+)
+from exporter.storage.postgres.replica import claim_replica, release_replica
+from exporter.storage.postgres.schema import advisory_key, migrate
+from exporter.storage.store import Entry, Saved, State
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Conflicts between concurrent transactions that a second try resolves.
+_RETRYABLE: Final = (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation)
+TRIES: Final = 3
+# How long a request waits for a free connection before it is refused.
+POOL_TIMEOUT: Final = 5.0
+# A statement that waits longer (for a lock held by a replica that vanished, say) is refused:
+# sipgate gives up after about 10 s.
+STATEMENT_TIMEOUT: Final = "5s"
+GAUGES_LOCK: Final = advisory_key("gauges")
+CALLBACK_KEY: Final = "callback_key"
+
+
+class Transaction:
+    """One entry's transaction: its connection, the counter rows it adds, and what to do in
+    memory once it committed."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.rows: list[counters.Row] = []
+        self._after: list[Callable[[], None]] = []
+
+    def now(self) -> float:
+        """The database's clock, in unix seconds: one clock for every replica."""
+        return float(fetch_value(self.connection, "SELECT extract(epoch FROM clock_timestamp())"))
+
+    def count(self, rows: list[counters.Row]) -> None:
+        """Add `rows` to this replica's counters in this transaction."""
+        self.rows += rows
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the transaction committed; never if it did not."""
+        self._after.append(action)
+
+    def committed(self) -> None:
+        """Run what waited for the commit."""
+        for action in self._after:
+            action()
+
+
+class PostgresStore:
+    """The state several replicas share in PostgreSQL; this replica's part of it."""
+
+    def __init__(self, url: str, replica: str, workers: int, empty: Statistics) -> None:
+        """Migrate the schema, claim `replica`, open a pool for `workers` threads; raise
+        StateError, naming the database, if any of it fails."""
+        self.replica = replica
+        self.health = StoreHealth(parts=(DATABASE,))
+        self._url = url
+        self._empty = empty
+        self._local = threading.local()
+        self._shards = itertools.count()
+        self._gate = _Gate()
+        self._stale = False
+        self._reloads: list[Callable[[State], None]] = []
+        self.leader = False
+        migrate(url)
+        self._claim = connect(url)
+        self.where = describe(self._claim)
+        try:
+            claim_replica(self._claim, replica)
+            self.callback_key = _callback_key(self._claim)
+        except BaseException:
+            self._claim.close()
+            raise
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=workers + 2,
+            kwargs={"autocommit": True, **connection_defaults(url)},
+            configure=_configure,
+            open=True,
+            name="sipgate-exporter",
+        )
+
+    def current(self) -> Transaction:
+        """The transaction of the entry this thread records now."""
+        transaction = self.recording()
+        if transaction is None:
+            raise RuntimeError("no transaction: changes to the shared state go through record()")
+        return transaction
+
+    def recording(self) -> Transaction | None:
+        """The transaction of the entry this thread records now, if it records one."""
+        transaction: Transaction | None = getattr(self._local, "transaction", None)
+        return transaction
+
+    def on_reload(self, reload: Callable[[State], None]) -> None:
+        """Call `reload` with this replica's counters when they are read again from the
+        database, after a commit whose outcome was unknown."""
+        self._reloads.append(reload)
+
+    def load(self) -> Saved:
+        """This replica's counters; calls in progress and debts stay in the database."""
+        with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
+            return Saved(self._read(connection))
+
+    def record(self, entry: Entry, apply: Callable[[], T]) -> T:
+        """Run `apply` in a transaction and commit it; raise StateUnavailableError, having
+        changed nothing, if the database cannot be reached or refuses."""
+        for attempt in range(1, TRIES + 1):
+            try:
+                with self._gate.passing():
+                    transaction, result = self._run(apply)
+                    self.health.worked(DATABASE)
+                    transaction.committed()
+                return result
+            except _RETRYABLE as error:
+                if attempt == TRIES:
+                    raise self._failed(error) from None
+            except (psycopg.Error, PoolTimeout) as error:
+                raise self._failed(error) from None
+        raise AssertionError("unreachable")
+
+    def maintain(self, export: Callable[[], State]) -> None:
+        """Keep the replica's claim and last-seen time, take the gauges when nobody does, and
+        read the counters again after an unknown commit; about once a second."""
+        try:
+            self._claim.execute(
+                "UPDATE sipgate_exporter.replicas SET last_seen = now() WHERE name = %s",
+                (self.replica,),
+            )
+            if not self.leader:
+                self.leader = bool(
+                    fetch_value(self._claim, "SELECT pg_try_advisory_lock(%s)", (GAUGES_LOCK,))
+                )
+            if self._stale:
+                self._reload()
+        except (psycopg.Error, PoolTimeout) as error:
+            self.health.failed(DATABASE, self._unavailable(error))
+            self._reclaim()
+        else:
+            self.health.worked(DATABASE)
+
+    def close(self, export: Callable[[], State] | None = None) -> None:
+        """Release the pool and the replica's name; the state is in the database already."""
+        self._pool.close()
+        release_replica(self._claim, self.replica)
+        self._claim.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A pooled connection outside any entry's transaction, for reading."""
+        with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
+            yield connection
+
+    def _run(self, apply: Callable[[], T]) -> tuple[Transaction, T]:
+        with (
+            self._pool.connection(timeout=POOL_TIMEOUT) as connection,
+            connection.transaction(),
+        ):
+            transaction = Transaction(connection)
+            self._local.transaction = transaction
+            try:
+                result = apply()
+                counters.add(connection, self.replica, self._shard(), transaction.rows)
+            finally:
+                self._local.transaction = None
+        return transaction, result
+
+    def _shard(self) -> int:
+        shard: int | None = getattr(self._local, "shard", None)
+        if shard is None:
+            shard = self._local.shard = next(self._shards)
+        return shard
+
+    def _read(self, connection: Connection) -> State:
+        stats, requests = counters.read(connection, self.replica, self._empty)
+        callbacks = {"key": self.callback_key.hex(), "debts": []}
+        return {"stats": stats, "calls": [], "callbacks": callbacks, "requests": requests}
+
+    def _reload(self) -> None:
+        with self._gate.closed(), self._pool.connection(timeout=POOL_TIMEOUT) as connection:
+            state = self._read(connection)
+            for reload in self._reloads:
+                reload(state)
+            self._stale = False
+        log.info("counters of replica %s read again from the state database", self.replica)
+
+    def _failed(self, error: Exception) -> StateUnavailableError:
+        # A commit that failed may have gone through: read the counters again to be sure.
+        self._stale = True
+        unavailable = self._unavailable(error)
+        self.health.failed(DATABASE, unavailable)
+        return unavailable
+
+    def _unavailable(self, error: Exception) -> StateUnavailableError:
+        why = reason(error) if isinstance(error, psycopg.Error) else "no connection free"
+        return StateUnavailableError(f"cannot write to the state database {self.where}: {why}")
+
+    def _reclaim(self) -> None:
+        """After the claim's session was lost, claim the name again on a new one."""
+        if not self._claim.closed and not self._claim.broken:
+            return
+        self.leader = False
+        try:
+            claim = connect(self._url)
+        except StateError:
+            return
+        try:
+            claim_replica(claim, self.replica)
+        except StateError as error:
+            claim.close()
+            log.error("%s", error)
+            return
+        self._claim = claim
+        log.info("replica %s claimed again on %s", self.replica, self.where)
+
+
+def _configure(connection: Connection) -> None:
+    configure_session(connection)
+    connection.execute("SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,))
+
+
+def _callback_key(connection: Connection) -> bytes:
+    """The key of the callers' hashes that every replica shares; made by the first."""
+    connection.execute(
+        "INSERT INTO sipgate_exporter.settings (name, value) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO NOTHING",
+        (CALLBACK_KEY, secrets.token_hex(32)),
+    )
+    key = fetch_value(
+        connection, "SELECT value FROM sipgate_exporter.settings WHERE name = %s", (CALLBACK_KEY,)
+    )
+    return bytes.fromhex(str(key))
+
+
+class _Gate:
+    """Transactions pass together; a reload of the counters waits until none is inside."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._inside = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def passing(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._closed)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._inside -= 1
+                self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        with self._condition:
+            self._closed = True
+            self._condition.wait_for(lambda: self._inside == 0)
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._closed = False
+                self._condition.notify_all()

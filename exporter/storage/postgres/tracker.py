@@ -1,0 +1,135 @@
+"""The call tracker of a replica: calls in progress and callback debts live in PostgreSQL.
+
+Each event locks the rows of its call (and, for an answer or a hangup, its caller's debts),
+hands them to a part of the domain tracker (`CallTracker.part`), and writes back what the part
+made of them, with the counters it moved, in the entry's transaction. This replica's own
+statistics count what it did, once committed; the gauges of calls in progress and callbacks
+owed come from the database, exposed by one replica only (the holder of the gauges lock), so
+that sums over replicas count each call once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from typing import Any, Final
+
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from exporter.domain.calls import RINGING, EndedCall, Handled
+from exporter.domain.events import Event, NewCall
+from exporter.domain.tracker import CallTracker, Reading
+from exporter.storage.postgres import calls, counters
+from exporter.storage.postgres.store import PostgresStore
+from exporter.storage.store import State
+
+log = logging.getLogger(__name__)
+
+_ACTIVE: Final = """
+    SELECT direction, state, line, count(*), min(started_at)
+    FROM sipgate_exporter.open_calls GROUP BY direction, state, line
+"""
+_PENDING: Final = "SELECT line, count(*) FROM sipgate_exporter.callback_debts GROUP BY line"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gauges:
+    """What is in progress across all replicas, as the gauges expose it."""
+
+    active: Counter[tuple[str, str, str]] = dataclasses.field(default_factory=Counter)
+    ringing_since: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+    callbacks_pending: Counter[str] = dataclasses.field(default_factory=Counter)
+
+
+class SharedTracker(CallTracker):
+    """A CallTracker whose calls and debts are rows that every replica shares."""
+
+    def __init__(self, store: PostgresStore, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._store = store
+        self._gauges = Gauges()
+        store.on_reload(self._reload)
+
+    def handle(self, event: Event, now: float) -> Handled:
+        """Apply one event to its call's rows at the database's time (not `now`)."""
+        transaction = self._store.current()
+        connection = transaction.connection
+        leg_ids = [event.call_id]
+        if isinstance(event, NewCall) and event.orig_call_id:
+            leg_ids.append(event.orig_call_id)
+        locked = calls.lock_calls(connection, leg_ids)
+        at = transaction.now()
+        # newCall opens or joins a call; it neither settles nor opens a debt.
+        parties = [] if isinstance(event, NewCall) else calls.Taken(locked, []).parties
+        taken = calls.Taken(locked, calls.lock_debts(connection, parties))
+        part = self.part(taken.calls, taken.debts)
+        handled = part.handle(event, at)
+        self._save(taken, part)
+        return handled
+
+    def sweep_due(self, now: float) -> bool:
+        """Always: the database knows which calls are due, and `sweep` asks it."""
+        return True
+
+    def sweep(self, now: float) -> tuple[EndedCall, ...]:
+        """End the due calls and debts no other replica is ending, at the database's time."""
+        transaction = self._store.current()
+        at = transaction.now()
+        taken = calls.take_due(
+            transaction.connection, at, self.expire_after, self.callbacks.expire_after
+        )
+        if not taken.calls and not taken.debts:
+            return ()
+        part = self.part(taken.calls, taken.debts)
+        ended = part.sweep(at)
+        self._save(taken, part)
+        return ended
+
+    def read(self) -> Reading:
+        """This replica's statistics; the gauges if it holds the gauges lock, else zeros."""
+        reading = super().read()
+        gauges = self._read_gauges() if self._store.leader else Gauges()
+        return dataclasses.replace(
+            reading,
+            active=gauges.active,
+            ringing_since=gauges.ringing_since,
+            callbacks_pending=gauges.callbacks_pending,
+        )
+
+    @property
+    def open_calls(self) -> int:
+        """Calls in progress on every replica, as last read by the gauges."""
+        return sum(self._gauges.active.values())
+
+    def _save(self, taken: calls.Taken, part: CallTracker) -> None:
+        transaction = self._store.current()
+        state = part.export_state()
+        calls.save(transaction.connection, taken, state["calls"], state["callbacks"]["debts"])
+        transaction.count(counters.rows(state["stats"], {}))
+        transaction.after_commit(lambda: self._add(part))
+
+    def _add(self, part: CallTracker) -> None:
+        with self._lock:
+            self.stats.add(part.stats)
+
+    def _reload(self, state: State) -> None:
+        with self._lock:
+            self.stats.load_dict(state["stats"])
+
+    def _read_gauges(self) -> Gauges:
+        try:
+            with self._store.connection() as connection:
+                gauges = Gauges()
+                for direction, state, line, number, oldest in connection.execute(_ACTIVE):
+                    gauges.active[(direction, state, line)] += number
+                    if state == RINGING:
+                        gauges.ringing_since[(direction, line)] = oldest
+                for line, number in connection.execute(_PENDING):
+                    gauges.callbacks_pending[line] = number
+        except (psycopg.Error, PoolTimeout) as error:
+            log.debug("gauges not read, the last ones are shown: %s", error)
+            return self._gauges
+        self._gauges = gauges
+        return gauges
