@@ -248,7 +248,7 @@ def serve(config: Config) -> int:
             shared.close()
         return 2
     try:
-        recorder = _restore(config, tracker, shared)
+        recorder = open_recorder(config, tracker, shared)
     except StateError as error:
         log.error("%s", error)
         return 1
@@ -288,7 +288,11 @@ def _close(recorder: Recorder) -> bool:
     return True
 
 
-def _restore(config: Config, tracker: CallTracker, shared: PostgresStore | None) -> Recorder:
+def open_recorder(
+    config: Config, tracker: CallTracker, shared: PostgresStore | None = None
+) -> Recorder:
+    """The recorder of `tracker`: its store opened (`shared` if given) and its state restored;
+    raise StateError if the state cannot be used."""
     started = time.monotonic()
     store: Store = shared if shared is not None else open_store(config)
     clock = SteadyClock()

@@ -54,10 +54,14 @@ def build(
     serve_metrics: bool = True,
     reload: Reload | None = None,
     process_metrics: bool = False,
+    recorder: Recorder | None = None,
 ) -> InProcess:
-    """Wire an exporter around `tracker` (a new one by default), keeping nothing by default."""
-    tracker = tracker or new_tracker()
-    recorder = Recorder(tracker, new_requests(), store or MemoryStore(), clock)
+    """Wire an exporter around `tracker` (a new one by default), keeping nothing by default;
+    or around `recorder`, with its tracker and store."""
+    if recorder is None:
+        tracker = tracker or new_tracker()
+        recorder = Recorder(tracker, new_requests(), store or MemoryStore(), clock)
+    tracker = recorder.tracker
     registry = create_registry(
         tracker,
         recorder.requests,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from exporter.storage.postgres import counters
 from exporter.storage.postgres.store import PostgresStore
+from exporter.storage.store import State
 from exporter.web.requests import INVALID, WebhookRequests
 
 
@@ -13,13 +16,16 @@ class SharedRequests(WebhookRequests):
     def __init__(self, store: PostgresStore, buckets: tuple[float, ...]) -> None:
         super().__init__(buckets)
         self._store = store
-        store.on_reload(lambda state: self.restore_state(state["requests"]))
+        # Requests that failed because the database did: counted by this process only.
+        self._unkept: Counter[tuple[str, int]] = Counter()
+        store.on_reload(self._reload)
 
     def count(self, event: str, status: int) -> None:
-        """Count one request in the entry's transaction; at once when outside one (a request
-        that failed because the database did)."""
+        """Count one request in the entry's transaction; in this process only when outside
+        one (a request that failed because the database did)."""
         transaction = self._store.recording()
         if transaction is None:
+            self._unkept[(event, status)] += 1
             super().count(event, status)
             return
         transaction.count(
@@ -39,3 +45,9 @@ class SharedRequests(WebhookRequests):
         transaction.after_commit(
             lambda: super(SharedRequests, self).count_rejection(reason, status)
         )
+
+    def _reload(self, state: State) -> None:
+        self.restore_state(state["requests"])
+        for (event, status), times in self._unkept.items():
+            for _ in range(times):
+                super().count(event, status)

@@ -39,6 +39,8 @@ from exporter.storage.postgres.schema import advisory_key, migrate
 from exporter.storage.store import Entry, Saved, State
 
 log = logging.getLogger(__name__)
+# The store logs an outage once, when it begins; the pool would log every attempt to connect.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 T = TypeVar("T")
 
@@ -46,7 +48,7 @@ T = TypeVar("T")
 _RETRYABLE: Final = (errors.DeadlockDetected, errors.SerializationFailure, errors.UniqueViolation)
 TRIES: Final = 3
 # How long a request waits for a free connection before it is refused.
-POOL_TIMEOUT: Final = 5.0
+POOL_TIMEOUT: Final = 2.0
 # A statement that waits longer (for a lock held by a replica that vanished, say) is refused:
 # sipgate gives up after about 10 s.
 STATEMENT_TIMEOUT: Final = "5s"
@@ -112,6 +114,8 @@ class PostgresStore:
             max_size=workers + 2,
             kwargs={"autocommit": True, **connection_defaults(url)},
             configure=_configure,
+            # A connection the database or the network dropped is replaced before use.
+            check=ConnectionPool.check_connection,
             open=True,
             name="sipgate-exporter",
         )
@@ -159,6 +163,8 @@ class PostgresStore:
         """Keep the replica's claim and last-seen time, take the gauges when nobody does, and
         read the counters again after an unknown commit; about once a second."""
         try:
+            if self._claim.closed or self._claim.broken:
+                self._reclaim()
             self._claim.execute(
                 "UPDATE sipgate_exporter.replicas SET last_seen = now() WHERE name = %s",
                 (self.replica,),
@@ -171,7 +177,8 @@ class PostgresStore:
                 self._reload()
         except (psycopg.Error, PoolTimeout) as error:
             self.health.failed(DATABASE, self._unavailable(error))
-            self._reclaim()
+        except StateError as error:
+            self.health.failed(DATABASE, StateUnavailableError(str(error)))
         else:
             self.health.worked(DATABASE)
 
@@ -232,20 +239,15 @@ class PostgresStore:
         return StateUnavailableError(f"cannot write to the state database {self.where}: {why}")
 
     def _reclaim(self) -> None:
-        """After the claim's session was lost, claim the name again on a new one."""
-        if not self._claim.closed and not self._claim.broken:
-            return
-        self.leader = False
-        try:
-            claim = connect(self._url)
-        except StateError:
-            return
+        """Claim the replica's name again on a new session, the last one being lost; raise
+        StateError if the database cannot be reached or another replica took the name."""
+        self.leader = False  # the gauges lock went with the session
+        claim = connect(self._url)
         try:
             claim_replica(claim, self.replica)
-        except StateError as error:
+        except StateError:
             claim.close()
-            log.error("%s", error)
-            return
+            raise
         self._claim = claim
         log.info("replica %s claimed again on %s", self.replica, self.where)
 

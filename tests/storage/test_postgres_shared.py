@@ -1,0 +1,176 @@
+"""Replicas sharing their state in PostgreSQL: calls cross replicas, every event counts once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from webtest import TestApp
+
+from exporter.errors import StateError
+from tests.http_helpers import answer, assert_invariant, hangup, new_call, total, value
+from tests.postgres import Cluster
+from tests.storage.shared_replicas import Replicas, replicas, summed
+from tests.tcp_proxy import proxy_to
+
+__all__ = ["replicas"]
+
+CALLED_BACK_NUMBER = "4930123456"
+
+
+def test_a_call_answered_and_ended_on_other_replicas_counts_as_on_one(replicas: Replicas) -> None:
+    a, b, c = (replicas.start(name) for name in "abc")
+    a.post(new_call("c1", "in"))
+    time.sleep(0.3)
+    b.post(answer("c1"))
+    time.sleep(0.2)
+    ended = c.post(hangup("c1")).ended
+    assert [(call.outcome, call.legs) for call in ended] == [("answered", 1)]
+    assert ended[0].wait is not None
+    assert 0.3 <= ended[0].wait < 1.0
+    assert ended[0].duration is not None
+    assert 0.2 <= ended[0].duration < 1.0
+    everyone = (a, b, c)
+    assert summed(everyone, "sipgate_calls_total", direction="in") == 1
+    assert summed(everyone, "sipgate_calls_ended_total", outcome="answered") == 1
+    assert summed(everyone, "sipgate_call_wait_seconds_count", outcome="answered") == 1
+    assert summed(everyone, "sipgate_call_duration_seconds_count") == 1
+    # Each replica counted what it did: the call's start on a, its end on c.
+    assert total(a.samples(), "sipgate_calls_total") == 1
+    assert total(c.samples(), "sipgate_calls_ended_total") == 1
+    assert total(b.samples(), "sipgate_calls_total") == 0
+    assert total(b.samples(), "sipgate_webhook_requests_total", event="answer") == 1
+
+
+def test_gauges_come_from_one_replica_and_the_sums_hold_the_invariant(
+    replicas: Replicas,
+) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    for replica in (a, b):
+        replica.sweep()  # takes the gauges lock if nobody holds it
+    a.post(new_call("ringing", "in"))
+    b.post(new_call("talking", "in"))
+    a.post(answer("talking"))
+    b.post(new_call("done", "out"))
+    a.post(hangup("done", direction="out"))
+    leaders = [replica for replica in (a, b) if replica.store.leader]
+    assert len(leaders) == 1
+    others = [replica for replica in (a, b) if not replica.store.leader]
+    assert total(others[0].samples(), "sipgate_calls_active") == 0
+    assert total(others[0].samples(), "sipgate_calls_ringing_since_timestamp_seconds") == 0
+    assert summed((a, b), "sipgate_calls_active", direction="in", state="ringing") == 1
+    assert summed((a, b), "sipgate_calls_active", direction="in", state="talking") == 1
+    assert summed((a, b), "sipgate_calls_active", direction="out") == 0
+    since = summed((a, b), "sipgate_calls_ringing_since_timestamp_seconds", direction="in")
+    assert time.time() - 5 < since <= time.time()
+    assert_invariant([*a.samples(), *b.samples()])
+
+
+def test_the_gauges_move_to_another_replica_when_their_holder_stops(replicas: Replicas) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    a.sweep()
+    b.sweep()
+    assert a.store.leader
+    assert not b.store.leader
+    a.post(new_call("c1", "in"))
+    replicas.stop(a)
+    b.sweep()
+    assert b.store.leader
+    assert summed((b,), "sipgate_calls_active", state="ringing") == 1
+
+
+def test_a_replica_started_again_under_its_name_continues_its_counters(
+    replicas: Replicas,
+) -> None:
+    a = replicas.start("a")
+    a.post(new_call("c1", "in"))
+    a.post(answer("c1"))
+    a.post(hangup("c1"))
+    before = a.samples()
+    replicas.stop(a)
+    again = replicas.start("a")
+    after = again.samples()
+    for name in (
+        "sipgate_calls_total",
+        "sipgate_calls_ended_total",
+        "sipgate_call_wait_seconds_count",
+        "sipgate_call_wait_seconds_sum",
+        "sipgate_call_duration_seconds_bucket",
+        "sipgate_calls_offered_total",
+        "sipgate_webhook_requests_total",
+    ):
+        assert total(after, name) == pytest.approx(total(before, name)), name
+    assert total(after, "sipgate_calls_total") == 1
+
+
+def test_a_second_live_replica_with_the_same_name_is_refused(replicas: Replicas) -> None:
+    replicas.start("a")
+    with pytest.raises(StateError, match="replica a is already running"):
+        replicas.start("a")
+
+
+def test_two_replicas_sweeping_at_once_end_each_call_once(replicas: Replicas) -> None:
+    flags = ("--calls.forward-grace=200ms", "--calls.expire-after=1s")
+    a, b = replicas.start("a", *flags), replicas.start("b", *flags)
+    for number in range(20):
+        a.post(new_call(f"forwarded-{number}", "in"))
+        b.post(hangup(f"forwarded-{number}", cause="forwarded"))
+        b.post(new_call(f"quiet-{number}", "in"))
+    time.sleep(1.2)
+    sweepers = [threading.Thread(target=replica.sweep) for replica in (a, b) for _ in range(3)]
+    for sweeper in sweepers:
+        sweeper.start()
+    for sweeper in sweepers:
+        sweeper.join()
+    assert summed((a, b), "sipgate_calls_ended_total", outcome="forwarded") == 20
+    assert summed((a, b), "sipgate_calls_ended_total", outcome="expired") == 20
+    assert summed((a, b), "sipgate_calls_total") == 40
+    a.sweep()
+    assert_invariant([*a.samples(), *b.samples()])
+
+
+def test_a_missed_caller_called_back_from_another_replica_is_settled_once(
+    replicas: Replicas,
+) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    a.sweep()
+    a.post(new_call("missed", "in", caller=CALLED_BACK_NUMBER))
+    b.post(hangup("missed", cause="cancel"))
+    assert summed((a, b), "sipgate_callbacks_pending") == 1
+    b.post(new_call("back", "out", callee=CALLED_BACK_NUMBER))
+    a.post(answer("back", direction="out"))
+    b.post(hangup("back", direction="out"))
+    assert summed((a, b), "sipgate_callbacks_total", result="called_back") == 1
+    assert summed((a, b), "sipgate_callbacks_pending") == 0
+    assert summed((a, b), "sipgate_callback_delay_seconds_count") == 1
+
+
+def test_an_unreachable_database_refuses_with_503_until_it_is_back(
+    state_url: str, postgres: Cluster
+) -> None:
+    with proxy_to(postgres.port) as proxy:
+        replicas = Replicas(state_url.replace(f":{postgres.port}/", f":{proxy.port}/"))
+        try:
+            a = replicas.start("a")
+            web = TestApp(a.app)
+            assert web.post("/webhook", new_call("c1", "in")).status_int == 200
+            proxy.cut()
+            refused = web.post("/webhook", answer("c1"), expect_errors=True)
+            assert refused.status_int == 503
+            assert "try another replica" in refused.text
+            a.sweep()
+            ready = web.get("/-/ready", expect_errors=True)
+            assert ready.status_int == 503
+            assert "state database" in ready.text
+            proxy.restore()
+            assert web.post("/webhook", answer("c1")).status_int == 200
+            a.sweep()
+            assert web.get("/-/ready").status_int == 200
+            assert web.post("/webhook", hangup("c1")).status_int == 200
+            samples = a.samples()
+        finally:
+            replicas.close()
+    assert value(samples, "sipgate_state_write_errors_total", part="database") >= 1
+    assert value(samples, "sipgate_webhook_requests_total", event="answer", code="503") == 1
+    assert value(samples, "sipgate_calls_ended_total", direction="in", outcome="answered") == 1
