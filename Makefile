@@ -6,7 +6,7 @@ ARGS ?=
 # Debian packages whose programs the tests run for real.
 SYSTEM_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
 	prometheus-alertmanager:prometheus-alertmanager wrk:wrk \
-	faketime:faketime chromium:chromium
+	faketime:faketime chromium:chromium haproxy:haproxy
 # PostgreSQL's server programs (initdb, pg_ctl) are not on PATH: Debian keeps them per version.
 POSTGRES_PROGRAMS := /usr/lib/postgresql/*/bin/pg_ctl
 
