@@ -130,6 +130,14 @@ def open_store(config: Config) -> Store:
     )
 
 
+def _state_database(config: Config) -> str | None:
+    if config.state_url is None:
+        return None
+    from exporter.storage.postgres.connect import where
+
+    return f"{where(config.state_url)}, as replica {config.state_replica}"
+
+
 def build_connection_limits(config: Config, servers: int) -> ConnectionLimits:
     """The flags' connection limits for each of `servers` servers, without an allow-list."""
     return ConnectionLimits(
@@ -151,6 +159,7 @@ def status_settings(config: Config) -> StatusSettings:
         listen_host=config.listen_host,
         public_url=config.public_url is not None,
         state_path=None if config.state_path is None else str(config.state_path),
+        state_database=_state_database(config),
         metrics_address=None if metrics is None else _host_port(*metrics),
         grafana_url=config.grafana_url,
         config_file=None if config.config_file is None else str(config.config_file),

@@ -147,3 +147,38 @@ def test_signature_check_is_on_unless_turned_off_for_the_demo(
     assert result.returncode == 0, result.stderr
     exporter = yaml.safe_load(result.stdout)["services"]["exporter"]
     assert exporter["environment"][variable] == "false"
+
+
+def test_ha_profile_runs_two_named_replicas_on_postgres_behind_haproxy() -> None:
+    result = compose("--profile", "ha", "config", "--format", "yaml")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    replicas = {name: services[name] for name in ("exporter-1", "exporter-2")}
+    names = {
+        replica["environment"]["SIPGATE_EXPORTER_STATE_REPLICA"] for replica in replicas.values()
+    }
+    assert names == set(replicas)
+    for replica in replicas.values():
+        environment = replica["environment"]
+        assert environment["SIPGATE_EXPORTER_STATE_URL"].startswith(
+            "postgresql://sipgate@postgres:"
+        )
+        assert ":" not in environment["SIPGATE_EXPORTER_STATE_URL"].split("@")[0].removeprefix(
+            "postgresql://"
+        ), "the password comes from PGPASSWORD, not the URL"
+        assert environment["SIPGATE_EXPORTER_STATE_PATH"] == ""
+        assert replica["image"] == services["exporter"]["image"]
+        assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "ports" not in replica, "replicas are reached through the balancer only"
+    balancer = services["balancer"]
+    mounted = {volume["target"]: Path(volume["source"]) for volume in balancer["volumes"]}
+    config = mounted["/usr/local/etc/haproxy/haproxy.cfg"]
+    assert config == REPO / "haproxy" / "haproxy.cfg"
+    for name in replicas:
+        assert f"server {name} {name}:9850 check" in config.read_text()
+    assert [port["published"] for port in balancer["ports"]] == ["9860"]
+    scrape = yaml.safe_load((REPO / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["job_name"] == "sipgate"
+    assert scrape["dns_sd_configs"][0]["names"] == list(replicas)
+    default = compose("config", "--services").stdout.split()
+    assert not {"postgres", "balancer", *replicas} & set(default)

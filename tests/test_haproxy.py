@@ -24,28 +24,9 @@ __all__ = ["postgres", "replica_programs", "state_url"]
 
 SEED = 32
 CALLS = 120
-# What the README shows: health checks on /-/ready, and a refused connection tried elsewhere.
-CONFIG = """
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 15s
-    timeout server 15s
-    retries 3
-    option redispatch
-    option http-server-close
-
-frontend webhook
-    bind 127.0.0.1:{port}
-    default_backend exporters
-
-backend exporters
-    balance roundrobin
-    option httpchk GET /-/ready
-    http-check expect status 200
-    default-server inter 200ms fall 1 rise 1
-{servers}
-"""
+REPO = Path(__file__).resolve().parent.parent
+# The configuration the compose profile "ha" runs, with loopback addresses for its services.
+CONFIG = REPO / "haproxy" / "haproxy.cfg"
 
 
 @pytest.fixture
@@ -68,12 +49,13 @@ class HaproxyStarter:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, backends: dict[str, int]) -> None:
+        """Run the shipped configuration with each `name:9850` server at its port here."""
         program = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        servers = "\n".join(
-            f"    server {name} 127.0.0.1:{port} check" for name, port in backends.items()
-        )
+        text = CONFIG.read_text().replace("bind :9860", f"bind 127.0.0.1:{self.port}")
+        for name, port in backends.items():
+            text = text.replace(f"{name}:9850", f"127.0.0.1:{port}")
         config = self._root / "haproxy.cfg"
-        config.write_text(CONFIG.format(port=self.port, servers=servers))
+        config.write_text(text)
         log = (self._root / "haproxy.log").open("wb")
         self._process = subprocess.Popen(
             [program, "-db", "-f", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
@@ -92,7 +74,7 @@ def test_a_replica_restarted_behind_haproxy_loses_no_request(
     events = planned_events(CALLS, SEED)
     single = replica_programs.start(None)
     first, second = replica_programs.start("first"), replica_programs.start("second")
-    haproxy.start({"first": first.port, "second": second.port})
+    haproxy.start({"exporter-1": first.port, "exporter-2": second.port})
     stopped_at, started_at = len(events) // 3, len(events) * 2 // 3
     statuses = []
     replacement: Program | None = None

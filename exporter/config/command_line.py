@@ -152,9 +152,7 @@ def _check_state(
     if "state_url" not in values:
         return
     for flag in FLAGS:
-        if flag.field in _FILE_ONLY and (
-            getattr(namespace, flag.field) is not None or flag.env in environ
-        ):
+        if flag.field in _FILE_ONLY and (getattr(namespace, flag.field) or environ.get(flag.env)):
             raise ConfigError(
                 f"--{flag.name} and --state.url: the state is kept either in a file or in "
                 "PostgreSQL; set one"

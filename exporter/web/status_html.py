@@ -48,7 +48,7 @@ outgoing calls:</p>
 <button id="copy" type="button" hidden>Copy</button></div>
 <p id="copy-status" class="muted" role="status"></p>
 {_figures(view.figures, clock)}
-{_state(view.settings.state_path)}
+{_state(view.settings.state_path, view.settings.state_database)}
 {setup_section(view.setup, view.settings.config_file)}
 {links_section(view.settings.metrics_address, view.settings.grafana_url)}
 <footer>As of {clock.time(view.figures.now)}; reload the page to update.</footer>
@@ -167,8 +167,10 @@ def _refusals(today: Counter[str], totals: Counter[str]) -> str:
 </table>"""
 
 
-def _state(path: str | None) -> str:
-    if path is None:
+def _state(path: str | None, database: str | None) -> str:
+    if database is not None:
+        kept = f"shared in the PostgreSQL database <code>{escape(database)}</code>"
+    elif path is None:
         kept = "not kept: <code>--state.path</code> is empty, counts start from zero at every start"
     else:
         kept = f"kept in <code>{escape(path)}</code> and its journal, across restarts"

@@ -22,6 +22,8 @@ class StatusSettings:
     listen_host: str = "127.0.0.1"
     public_url: bool = False  # --webhook.public-url is set, not derived per request
     state_path: str | None = None
+    # With --state.url: the database (host:port/name, never a password) and this replica.
+    state_database: str | None = None
     metrics_address: str | None = None  # --web.metrics-address, when /metrics is served apart
     grafana_url: str | None = None
     config_file: str | None = None
