@@ -157,6 +157,12 @@ def _check_state(
                 f"--{flag.name} and --state.url: the state is kept either in a file or in "
                 "PostgreSQL; set one"
             )
+    relays = ("relay_upstream_url", "relay_upstream_url_in", "relay_upstream_url_out")
+    if any(field in values for field in relays):
+        raise ConfigError(
+            "--relay.upstream-url and --state.url: relay mode keeps the upstream's follow-up "
+            "URLs in one process, so it cannot run on several replicas yet"
+        )
     values["state_path"] = None
 
 
