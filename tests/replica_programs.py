@@ -109,9 +109,8 @@ def call_statistics(
 @pytest.fixture
 def replica_programs(tmp_path: Path, state_url: str) -> Iterator[ReplicaPrograms]:
     """Replicas on a new, empty database, with a forward grace of 2 s."""
-    programs = ReplicaPrograms(
-        tmp_path, state_url, (f"--calls.forward-grace={GRACE:g}s", "--webhook.verify-signature=false")
-    )
+    flags = (f"--calls.forward-grace={GRACE:g}s", "--webhook.verify-signature=false")
+    programs = ReplicaPrograms(tmp_path, state_url, flags)
     yield programs
     programs.stop_all()
 
