@@ -9,7 +9,7 @@ import psycopg
 
 from exporter.storage.postgres.schema import MIGRATIONS
 from tests.http_helpers import free_port
-from tests.postgres import GUARDED_ROLE, HOST, PASSWORD, Cluster
+from tests.postgres_cluster import GUARDED_ROLE, HOST, PASSWORD, Cluster
 from tests.programs import EXPORTER, clean_env
 
 ENCODED = quote(PASSWORD, safe="")

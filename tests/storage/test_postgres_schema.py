@@ -22,7 +22,7 @@ from exporter.storage.postgres.schema import (
     schema_version,
 )
 from tests.http_helpers import free_port
-from tests.postgres import GUARDED_ROLE, HOST, PASSWORD, Cluster
+from tests.postgres_cluster import GUARDED_ROLE, HOST, PASSWORD, Cluster
 
 ENCODED = quote(PASSWORD, safe="")
 SLOW = Migration(

@@ -10,7 +10,7 @@ from webtest import TestApp
 
 from exporter.errors import StateError
 from tests.http_helpers import answer, assert_invariant, hangup, new_call, total, value
-from tests.postgres import Cluster
+from tests.postgres_cluster import Cluster
 from tests.storage.shared_replicas import Replicas, replicas, summed
 from tests.tcp_proxy import proxy_to
 
