@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import expiry, load, memory, restart, rows, signature
+from bench import expiry, load, memory, replicas, restart, rows, signature
 from bench.corpus import throwaway_key, write_corpus, write_public_key
 from bench.load import Workspace
 from bench.report import Row, machine, text_table, write_markdown
@@ -72,6 +72,8 @@ def run(workdir: Path, settings: Settings) -> tuple[list[Row], list[str]]:
     sweeps = expiry.measure(workdir, settings.expiry_open_calls, settings.repetitions)
     _progress("signature checks by key size")
     checks = signature.measure(settings.repetitions, settings.signature_checks)
+    _progress("two replicas on PostgreSQL behind haproxy, and one embedded exporter")
+    replicated = replicas.measure(space)
     baseline_throughput = median(saturation.throughput[BASELINE.name])
     table = [
         *rows.webhook_rows(saturation, latency),
@@ -80,6 +82,7 @@ def run(workdir: Path, settings: Settings) -> tuple[list[Row], list[str]]:
         *rows.restart_rows(ready, settings.restart_journal),
         *rows.expiry_rows(sweeps, settings.expiry_open_calls, baseline_throughput),
         *rows.signature_rows(checks, baseline_throughput),
+        *rows.replica_rows(replicated),
     ]
     return table, space.notes
 
@@ -117,6 +120,11 @@ def explanation(settings: Settings) -> str:
 - Signature checks: `Guard.check_body` in-process with a valid signature, for the bench's
   2,048-bit key and for the size of sipgate's key (4,096 bits); signing a whole corpus with
   4,096 bits would take minutes, so the webhook rows use the smaller key.
+- Replicas: a private PostgreSQL cluster (Debian's, flushing every commit as by default), two
+  exporters with `--state.url` and haproxy with `haproxy/haproxy.cfg` in front, against one
+  exporter with a durable state file, each fresh for every run (a new database each time), the
+  same unsigned corpus through haproxy, runs alternating. Latency at a quarter of the slower
+  one's saturated throughput, pooled as above.
 """
 
 

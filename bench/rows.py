@@ -7,6 +7,7 @@ from typing import Final
 from bench.expiry import Expiry
 from bench.load import Latency, Saturation
 from bench.memory import Memory
+from bench.replicas import EMBEDDED, REPLICAS, Replicated
 from bench.report import INTERVAL_CONFIDENCE, Bar, Row
 from bench.restart import Restart
 from bench.signature import Signatures
@@ -19,6 +20,8 @@ SCRAPED_BAR: Final = Bar("≥ 0.95", 0.95, at_least=True)
 BYTES_PER_CALL: Final = 2048.0
 MEMORY_BAR: Final = Bar("≤ 2 KiB/call", BYTES_PER_CALL, at_least=False, on_ratio=False)
 READY_BAR: Final = Bar("≤ 2 s", 2.0, at_least=False, on_ratio=False)
+REPLICAS_THROUGHPUT_BAR: Final = Bar("≥ 500 req/s", 500.0, at_least=True, on_ratio=False)
+REPLICAS_P99_BAR: Final = Bar("≤ 5", 5.0, at_least=False)
 # The issue's bars: the exporter with durable state against the baseline, and the defaults,
 # which add sipgate's RSA-4096 signature check, against the baseline doing the same check.
 BARRED: Final = ((DURABLE, BASELINE), (DEFAULT, SIGNED_BASELINE))
@@ -36,6 +39,7 @@ SCRAPE: Final = "2. Scrape"
 MEMORY: Final = "3. Memory"
 RESTART: Final = "4. Restart"
 EXPIRY: Final = "5. Expiry, snapshots and signatures (in-process)"
+REPLICATED: Final = "6. Two replicas on PostgreSQL behind haproxy"
 
 
 def webhook_rows(saturation: Saturation, latency: Latency) -> list[Row]:
@@ -182,6 +186,33 @@ def signature_rows(signatures: Signatures, baseline_throughput: float) -> list[R
     ]
 
 
+def replica_rows(replicated: Replicated) -> list[Row]:
+    """Two replicas' throughput against the embedded exporter's, then their newCall latency."""
+    embedded = "embedded, durable"
+    throughput = _paired(
+        REPLICATED,
+        "throughput, two replicas together (PostgreSQL flushing every commit)",
+        "req/s",
+        replicated.throughput[EMBEDDED],
+        replicated.throughput[REPLICAS],
+        REPLICAS_THROUGHPUT_BAR,
+        reference_name=embedded,
+    )
+    latencies = [
+        _pooled(
+            f"newCall p{q} at {replicated.rate:,.0f} req/s, two replicas",
+            replicated.samples[EMBEDDED],
+            replicated.samples[REPLICAS],
+            q,
+            bar,
+            embedded,
+            REPLICATED,
+        )
+        for q, bar in ((50, None), (99, REPLICAS_P99_BAR))
+    ]
+    return [throughput, *latencies]
+
+
 def _pooled(
     measure: str,
     references: list[tuple[float, ...]],
@@ -189,13 +220,14 @@ def _pooled(
     q: float,
     bar: Bar | None,
     reference_name: str,
+    section: str = WEBHOOK,
 ) -> Row:
     """The q-th percentile of all repetitions' samples, with a bootstrap interval of the ratio."""
     reference = pooled_percentile(references, q)
     value = pooled_percentile(runs, q)
     interval = pooled_ratio_interval(runs, references, q, INTERVAL_CONFIDENCE)
     return Row(
-        WEBHOOK, measure, "s", reference, reference_name, value, value / reference, bar, interval
+        section, measure, "s", reference, reference_name, value, value / reference, bar, interval
     )
 
 
