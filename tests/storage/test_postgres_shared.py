@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 import pytest
 from webtest import TestApp
 
@@ -174,3 +175,22 @@ def test_an_unreachable_database_refuses_with_503_until_it_is_back(
     assert value(samples, "sipgate_state_write_errors_total", part="database") >= 1
     assert value(samples, "sipgate_webhook_requests_total", event="answer", code="503") == 1
     assert value(samples, "sipgate_calls_ended_total", direction="in", outcome="answered") == 1
+
+
+def test_connections_the_database_dropped_are_replaced_without_refusing_an_event(
+    replicas: Replicas, state_url: str
+) -> None:
+    a = replicas.start("a", "--web.threads=3")
+    web = TestApp(a.app)
+    for number in range(3):
+        assert web.post("/webhook", new_call(f"c{number}", "in")).status_int == 200
+    with psycopg.connect(state_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    for number in range(3):
+        assert web.post("/webhook", answer(f"c{number}")).status_int == 200
+    a.sweep()
+    assert web.get("/-/ready").status_int == 200
+    assert summed((a,), "sipgate_calls_active", state="talking") == 3

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from exporter.domain.calls import RINGING, TALKING
@@ -21,48 +22,111 @@ from exporter.storage.postgres.connect import Connection
 # Calls and debts one sweep takes at most; the rest wait for the next second.
 SWEEP_BATCH: Final = 500
 
-_LOCK_CALLS: Final = """
-    SELECT c.record FROM sipgate_exporter.legs l
-    JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
-    WHERE l.leg_id = ANY(%s) ORDER BY c.call_id FOR UPDATE OF c
+# Locks the calls of some legs, then, if asked, their callers' debts, then reads the clock:
+# the target list is evaluated in order, so the time is taken once the locks are held.
+_TAKE: Final = """
+    SELECT
+        ARRAY(
+            SELECT c.record FROM sipgate_exporter.legs l
+            JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
+            WHERE l.leg_id = ANY(%(legs)s) ORDER BY c.call_id FOR UPDATE OF c
+        ),
+        ARRAY(
+            SELECT jsonb_build_array(encode(d.party, 'hex'), d.line, d.since)
+            FROM sipgate_exporter.callback_debts d
+            WHERE %(debts)s AND d.party IN (
+                SELECT c.party FROM sipgate_exporter.legs l
+                JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
+                WHERE l.leg_id = ANY(%(legs)s)
+            )
+            ORDER BY d.party, d.line FOR UPDATE OF d
+        ),
+        extract(epoch FROM clock_timestamp())
 """
 _DUE_CALLS: Final = """
     SELECT record FROM sipgate_exporter.open_calls
     WHERE grace_until <= %(now)s OR last_event_at <= %(cutoff)s
     ORDER BY call_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
-_DEBTS: Final = """
-    SELECT party, line, since FROM sipgate_exporter.callback_debts
-    WHERE party = ANY(%s) ORDER BY party, line FOR UPDATE
-"""
 _DUE_DEBTS: Final = """
     SELECT party, line, since FROM sipgate_exporter.callback_debts
     WHERE party = ANY(%(parties)s) OR since <= %(cutoff)s
     ORDER BY party, line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
-_END_CALLS: Final = "DELETE FROM sipgate_exporter.open_calls WHERE call_id = ANY(%s)"
-_SAVE_CALL: Final = """
-    INSERT INTO sipgate_exporter.open_calls
-        (call_id, direction, line, state, started_at, last_event_at, grace_until, record)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (call_id) DO UPDATE SET state = excluded.state,
-        last_event_at = excluded.last_event_at, grace_until = excluded.grace_until,
-        record = excluded.record
-"""
-_ADD_LEGS: Final = """
-    INSERT INTO sipgate_exporter.legs (leg_id, call_id)
-    SELECT * FROM unnest(%s::text[], %s::text[])
-"""
-_CLOSE_DEBTS: Final = """
-    DELETE FROM sipgate_exporter.callback_debts
-    WHERE (party, line) IN (SELECT * FROM unnest(%s::bytea[], %s::text[]))
-"""
-_OPEN_DEBTS: Final = """
-    INSERT INTO sipgate_exporter.callback_debts (party, line, since)
-    SELECT * FROM unnest(%s::bytea[], %s::text[], %s::double precision[])
-    ON CONFLICT (party, line) DO NOTHING
-"""
+# What a transaction changes in the calls, legs and debts, as parts of one statement: each
+# part is given arrays, empty when it has nothing to do (store.py joins the parts).
+WRITES: Final = (
+    """ended AS (
+        DELETE FROM sipgate_exporter.open_calls WHERE call_id = ANY(%(ended)s::text[])
+    )""",
+    """saved AS (
+        INSERT INTO sipgate_exporter.open_calls (
+            call_id, direction, line, state, started_at, last_event_at, grace_until, party,
+            record
+        )
+        SELECT * FROM unnest(
+            %(call_ids)s::text[], %(directions)s::text[], %(lines)s::text[], %(states)s::text[],
+            %(started)s::double precision[], %(last_events)s::double precision[],
+            %(graces)s::double precision[], %(parties)s::bytea[], %(records)s::jsonb[]
+        )
+        ON CONFLICT (call_id) DO UPDATE SET state = excluded.state,
+            last_event_at = excluded.last_event_at, grace_until = excluded.grace_until,
+            record = excluded.record
+    )""",
+    """legs AS (
+        INSERT INTO sipgate_exporter.legs (leg_id, call_id)
+        SELECT * FROM unnest(%(leg_ids)s::text[], %(leg_calls)s::text[])
+    )""",
+    """closed AS (
+        DELETE FROM sipgate_exporter.callback_debts
+        WHERE (party, line) IN (
+            SELECT * FROM unnest(%(closed_parties)s::bytea[], %(closed_lines)s::text[])
+        )
+    )""",
+    """opened AS (
+        INSERT INTO sipgate_exporter.callback_debts (party, line, since)
+        SELECT * FROM unnest(
+            %(opened_parties)s::bytea[], %(opened_lines)s::text[],
+            %(opened_since)s::double precision[]
+        )
+        ON CONFLICT (party, line) DO NOTHING
+    )""",
+)
+NOTHING_WRITTEN: Final[dict[str, list[Any]]] = {
+    name: []
+    for name in (
+        "ended",
+        "call_ids",
+        "directions",
+        "lines",
+        "states",
+        "started",
+        "last_events",
+        "graces",
+        "parties",
+        "records",
+        "leg_ids",
+        "leg_calls",
+        "closed_parties",
+        "closed_lines",
+        "opened_parties",
+        "opened_lines",
+        "opened_since",
+    )
+}
 
+# The columns of a call's row in WRITES, as `_call_row` gives them.
+_COLUMNS: Final = (
+    "call_ids",
+    "directions",
+    "lines",
+    "states",
+    "started",
+    "last_events",
+    "graces",
+    "parties",
+    "records",
+)
 _FIELD: Final = {name: index for index, name in enumerate(CALL_FIELD_NAMES)}
 
 # A debt as `Callbacks.export_state` writes it: [party in hex, line, since].
@@ -83,16 +147,15 @@ class Taken:
         return sorted({bytes.fromhex(party) for party in found if party})
 
 
-def lock_calls(connection: Connection, leg_ids: Sequence[str]) -> list[list[Any]]:
-    """Lock and read the calls that have one of `leg_ids` as a leg."""
-    return [row[0] for row in connection.execute(_LOCK_CALLS, (list(leg_ids),))]
-
-
-def lock_debts(connection: Connection, parties: Sequence[bytes]) -> list[Debt]:
-    """Lock and read the debts owed to `parties`, waiting for other transactions."""
-    if not parties:
-        return []
-    return [_debt(*row) for row in connection.execute(_DEBTS, (list(parties),))]
+def take(connection: Connection, leg_ids: Sequence[str], debts: bool) -> tuple[Taken, float]:
+    """Lock and read the calls that have one of `leg_ids` as a leg, and with `debts` the
+    debts owed to their callers, waiting for other transactions; and the database's time
+    after that, in unix seconds."""
+    row = connection.execute(_TAKE, {"legs": list(leg_ids), "debts": debts}).fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError("no row from the calls' lock")
+    calls, owed, now = row
+    return Taken(calls, owed), float(now)
 
 
 def take_due(
@@ -114,45 +177,31 @@ def take_due(
     return Taken(calls, [_debt(*row) for row in rows])
 
 
-def save(
-    connection: Connection, before: Taken, calls: Iterable[Any], debts: Iterable[Debt]
-) -> None:
-    """Write what a tracker made of `before`: `calls` and `debts` as it exports them now."""
+def save(before: Taken, calls: Iterable[Any], debts: Iterable[Debt]) -> dict[str, list[Any]]:
+    """The parameters of WRITES that write what a tracker made of `before`: `calls` and
+    `debts` as it exports them now."""
     after = {record[0]: record for record in calls}
-    ended = [record[0] for record in before.calls if record[0] not in after]
-    if ended:
-        connection.execute(_END_CALLS, (ended,))
+    written: dict[str, list[Any]] = {name: [] for name in NOTHING_WRITTEN}
+    written["ended"] = [record[0] for record in before.calls if record[0] not in after]
     legs_before = {leg[0] for record in before.calls for leg in record[-1]}
-    new_legs: list[tuple[str, str]] = []
+
     for call_id, record in after.items():
-        connection.execute(_SAVE_CALL, _call_row(record))
-        new_legs += [(leg[0], call_id) for leg in record[-1] if leg[0] not in legs_before]
-    if new_legs:
-        connection.execute(
-            _ADD_LEGS, ([leg for leg, _ in new_legs], [call for _, call in new_legs])
-        )
-    _save_debts(connection, before.debts, debts)
-
-
-def _save_debts(connection: Connection, before: Iterable[Debt], after: Iterable[Debt]) -> None:
-    owed_before = {(party, line) for party, line, _ in before}
-    owed_after = {(party, line): since for party, line, since in after}
-    closed = sorted(owed_before - owed_after.keys())
-    if closed:
-        connection.execute(
-            _CLOSE_DEBTS,
-            ([bytes.fromhex(party) for party, _ in closed], [line for _, line in closed]),
-        )
-    opened = sorted(owed_after.keys() - owed_before)
-    if opened:
-        connection.execute(
-            _OPEN_DEBTS,
-            (
-                [bytes.fromhex(party) for party, _ in opened],
-                [line for _, line in opened],
-                [owed_after[debt] for debt in opened],
-            ),
-        )
+        for column, value in zip(_COLUMNS, _call_row(record), strict=True):
+            written[column].append(value)
+        for leg in record[-1]:
+            if leg[0] not in legs_before:
+                written["leg_ids"].append(leg[0])
+                written["leg_calls"].append(call_id)
+    owed_before = {(party, line) for party, line, _ in before.debts}
+    owed_after = {(party, line): since for party, line, since in debts}
+    for party, line in sorted(owed_before - owed_after.keys()):
+        written["closed_parties"].append(bytes.fromhex(party))
+        written["closed_lines"].append(line)
+    for party, line in sorted(owed_after.keys() - owed_before):
+        written["opened_parties"].append(bytes.fromhex(party))
+        written["opened_lines"].append(line)
+        written["opened_since"].append(owed_after[(party, line)])
+    return written
 
 
 def _call_row(record: Sequence[Any]) -> tuple[Any, ...]:
@@ -165,6 +214,7 @@ def _call_row(record: Sequence[Any]) -> tuple[Any, ...]:
         record[_FIELD["started_at"]],
         record[_FIELD["last_event_at"]],
         record[_FIELD["grace_until"]],
+        bytes.fromhex(party) if (party := record[_FIELD["party"]]) else None,
         Jsonb(record),
     )
 

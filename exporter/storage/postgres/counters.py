@@ -26,16 +26,18 @@ _NO_LABELS: Final = "[]"
 # (name, labels as JSON, bucket, value)
 Row = tuple[str, str, int, float]
 
-ADD = """
+# Adds to a replica's rows, as a part of the statement that store.py sends at each commit.
+COUNT: Final = """counted AS (
     INSERT INTO sipgate_exporter.counters AS c (replica, shard, name, labels, bucket, value)
-    SELECT %s, %s, * FROM unnest(
-        %s::text[], %s::text[], %s::integer[], %s::double precision[]
+    SELECT %(replica)s, %(shard)s, * FROM unnest(
+        %(names)s::text[], %(labels)s::text[], %(buckets)s::integer[],
+        %(values)s::double precision[]
     )
     ON CONFLICT (replica, shard, name, labels, bucket) DO UPDATE SET value = CASE
         WHEN c.name = 'last_received' THEN greatest(c.value, excluded.value)
         ELSE c.value + excluded.value
     END
-"""
+)"""
 READ = """
     SELECT name, labels, bucket, sum(value), max(value) FROM sipgate_exporter.counters
     WHERE replica = %s GROUP BY name, labels, bucket
@@ -58,27 +60,20 @@ def rows(stats: dict[str, Any], requests: dict[str, Any]) -> list[Row]:
     return found
 
 
-def add(connection: Connection, replica: str, shard: int, added: Iterable[Row]) -> None:
-    """Add `added` to the replica's rows of `shard`, in key order so that writers never
-    deadlock; rows with the same key are summed first."""
+def added(rows: Iterable[Row]) -> dict[str, list[Any]]:
+    """The parameters of COUNT that add `rows`: summed by key first, and in key order, so
+    that writers never deadlock."""
     summed: dict[tuple[str, str, int], float] = defaultdict(float)
-    for name, labels, bucket, value in added:
-        key = (name, labels, bucket)
+    for name, text, bucket, value in rows:
+        key = (name, text, bucket)
         summed[key] = max(summed[key], value) if name == LAST_RECEIVED else summed[key] + value
-    if not summed:
-        return
     keys = sorted(summed)
-    connection.execute(
-        ADD,
-        (
-            replica,
-            shard,
-            [key[0] for key in keys],
-            [key[1] for key in keys],
-            [key[2] for key in keys],
-            [summed[key] for key in keys],
-        ),
-    )
+    return {
+        "names": [key[0] for key in keys],
+        "labels": [key[1] for key in keys],
+        "buckets": [key[2] for key in keys],
+        "values": [summed[key] for key in keys],
+    }
 
 
 def read(

@@ -56,6 +56,7 @@ MIGRATIONS: Final = (
                 started_at double precision NOT NULL,
                 last_event_at double precision NOT NULL,
                 grace_until double precision,
+                party bytea,
                 record jsonb NOT NULL
             )""",
             "CREATE INDEX open_calls_last_event_at ON sipgate_exporter.open_calls (last_event_at)",

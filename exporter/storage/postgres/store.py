@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import errors
@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from exporter.domain.statistics import Statistics
 from exporter.errors import StateError, StateUnavailableError
 from exporter.storage.health import DATABASE, StoreHealth
-from exporter.storage.postgres import counters
+from exporter.storage.postgres import calls, counters
 from exporter.storage.postgres.connect import (
     Connection,
     configure_session,
@@ -54,6 +54,8 @@ POOL_TIMEOUT: Final = 2.0
 STATEMENT_TIMEOUT: Final = "5s"
 GAUGES_LOCK: Final = advisory_key("gauges")
 CALLBACK_KEY: Final = "callback_key"
+# Everything a transaction writes, sent at once: one round trip, prepared once per connection.
+_WRITE: Final = "WITH " + ",\n".join((*calls.WRITES, counters.COUNT)) + "\nSELECT 1"
 
 
 class Transaction:
@@ -62,6 +64,7 @@ class Transaction:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.written: dict[str, list[Any]] = {name: [] for name in calls.NOTHING_WRITTEN}
         self.rows: list[counters.Row] = []
         self._after: list[Callable[[], None]] = []
 
@@ -69,9 +72,26 @@ class Transaction:
         """The database's clock, in unix seconds: one clock for every replica."""
         return float(fetch_value(self.connection, "SELECT extract(epoch FROM clock_timestamp())"))
 
+    def write(self, written: dict[str, list[Any]]) -> None:
+        """Write `written` (calls.save's) at the end of this transaction, with the counters."""
+        for name, values in written.items():
+            self.written[name] += values
+
     def count(self, rows: list[counters.Row]) -> None:
         """Add `rows` to this replica's counters in this transaction."""
         self.rows += rows
+
+    def flush(self, replica: str, shard: int) -> None:
+        """Send what this transaction writes, in one statement, before the commit."""
+        if not self.rows and not any(self.written.values()):
+            return
+        params = {
+            **self.written,
+            **counters.added(self.rows),
+            "replica": replica,
+            "shard": shard,
+        }
+        self.connection.execute(_WRITE, params)
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` once the transaction committed; never if it did not."""
@@ -98,6 +118,7 @@ class PostgresStore:
         self._gate = _Gate()
         self._stale = False
         self._reloads: list[Callable[[State], None]] = []
+        self._workers = workers
         self.leader = False
         migrate(url)
         self._claim = connect(url)
@@ -114,8 +135,6 @@ class PostgresStore:
             max_size=workers + 2,
             kwargs={"autocommit": True, **connection_defaults(url)},
             configure=_configure,
-            # A connection the database or the network dropped is replaced before use.
-            check=ConnectionPool.check_connection,
             open=True,
             name="sipgate-exporter",
         )
@@ -145,30 +164,31 @@ class PostgresStore:
     def record(self, entry: Entry, apply: Callable[[], T]) -> T:
         """Run `apply` in a transaction and commit it; raise StateUnavailableError, having
         changed nothing, if the database cannot be reached or refuses."""
-        for attempt in range(1, TRIES + 1):
+        conflicts = 0
+        # Each broken connection the pool still holds may fail one try, before any commit.
+        for _ in range(self._workers + TRIES):
             try:
                 with self._gate.passing():
                     transaction, result = self._run(apply)
                     self.health.worked(DATABASE)
                     transaction.committed()
                 return result
+            except _Uncommitted as uncommitted:
+                failure: Exception = uncommitted.error
             except _RETRYABLE as error:
-                if attempt == TRIES:
+                conflicts += 1
+                if conflicts == TRIES:
                     raise self._failed(error) from None
+                failure = error
             except (psycopg.Error, PoolTimeout) as error:
                 raise self._failed(error) from None
-        raise AssertionError("unreachable")
+        raise self._failed(failure)
 
     def maintain(self, export: Callable[[], State]) -> None:
         """Keep the replica's claim and last-seen time, take the gauges when nobody does, and
         read the counters again after an unknown commit; about once a second."""
         try:
-            if self._claim.closed or self._claim.broken:
-                self._reclaim()
-            self._claim.execute(
-                "UPDATE sipgate_exporter.replicas SET last_seen = now() WHERE name = %s",
-                (self.replica,),
-            )
+            self._keep_claim()
             if not self.leader:
                 self.leader = bool(
                     fetch_value(self._claim, "SELECT pg_try_advisory_lock(%s)", (GAUGES_LOCK,))
@@ -195,17 +215,23 @@ class PostgresStore:
             yield connection
 
     def _run(self, apply: Callable[[], T]) -> tuple[Transaction, T]:
-        with (
-            self._pool.connection(timeout=POOL_TIMEOUT) as connection,
-            connection.transaction(),
-        ):
-            transaction = Transaction(connection)
-            self._local.transaction = transaction
+        committing = False
+        with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
             try:
-                result = apply()
-                counters.add(connection, self.replica, self._shard(), transaction.rows)
-            finally:
-                self._local.transaction = None
+                with connection.transaction():
+                    transaction = Transaction(connection)
+                    self._local.transaction = transaction
+                    try:
+                        result = apply()
+                    finally:
+                        self._local.transaction = None
+                    transaction.flush(self.replica, self._shard())
+                    committing = True
+            except psycopg.OperationalError as error:
+                # Lost before the commit was sent: nothing was written, another try is safe.
+                if not committing and connection.broken:
+                    raise _Uncommitted(error) from error
+                raise
         return transaction, result
 
     def _shard(self) -> int:
@@ -238,6 +264,19 @@ class PostgresStore:
         why = reason(error) if isinstance(error, psycopg.Error) else "no connection free"
         return StateUnavailableError(f"cannot write to the state database {self.where}: {why}")
 
+    def _keep_claim(self) -> None:
+        """Note that the replica lives; claim its name again if its session was lost."""
+        seen = "UPDATE sipgate_exporter.replicas SET last_seen = now() WHERE name = %s"
+        if not self._claim.broken and not self._claim.closed:
+            try:
+                self._claim.execute(seen, (self.replica,))
+                return
+            except psycopg.OperationalError:
+                if not self._claim.broken:
+                    raise
+        self._reclaim()
+        self._claim.execute(seen, (self.replica,))
+
     def _reclaim(self) -> None:
         """Claim the replica's name again on a new session, the last one being lost; raise
         StateError if the database cannot be reached or another replica took the name."""
@@ -268,6 +307,14 @@ def _callback_key(connection: Connection) -> bytes:
         connection, "SELECT value FROM sipgate_exporter.settings WHERE name = %s", (CALLBACK_KEY,)
     )
     return bytes.fromhex(str(key))
+
+
+class _Uncommitted(Exception):  # noqa: N818 -- a verdict on a transaction, not its failure
+    """A transaction's connection failed before its commit was sent: nothing was written."""
+
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Gate:

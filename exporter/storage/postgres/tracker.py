@@ -54,16 +54,12 @@ class SharedTracker(CallTracker):
 
     def handle(self, event: Event, now: float) -> Handled:
         """Apply one event to its call's rows at the database's time (not `now`)."""
-        transaction = self._store.current()
-        connection = transaction.connection
         leg_ids = [event.call_id]
         if isinstance(event, NewCall) and event.orig_call_id:
             leg_ids.append(event.orig_call_id)
-        locked = calls.lock_calls(connection, leg_ids)
-        at = transaction.now()
         # newCall opens or joins a call; it neither settles nor opens a debt.
-        parties = [] if isinstance(event, NewCall) else calls.Taken(locked, []).parties
-        taken = calls.Taken(locked, calls.lock_debts(connection, parties))
+        debts = not isinstance(event, NewCall)
+        taken, at = calls.take(self._store.current().connection, leg_ids, debts)
         part = self.part(taken.calls, taken.debts)
         handled = part.handle(event, at)
         self._save(taken, part)
@@ -106,7 +102,7 @@ class SharedTracker(CallTracker):
     def _save(self, taken: calls.Taken, part: CallTracker) -> None:
         transaction = self._store.current()
         state = part.export_state()
-        calls.save(transaction.connection, taken, state["calls"], state["callbacks"]["debts"])
+        transaction.write(calls.save(taken, state["calls"], state["callbacks"]["debts"]))
         transaction.count(counters.rows(state["stats"], {}))
         transaction.after_commit(lambda: self._add(part))
 
