@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from exporter.domain.calls import RINGING, TALKING
 from exporter.domain.records import CALL_FIELD_NAMES
@@ -26,20 +25,24 @@ SWEEP_BATCH: Final = 500
 # the target list is evaluated in order, so the time is taken once the locks are held.
 _TAKE: Final = """
     SELECT
-        ARRAY(
-            SELECT c.record FROM sipgate_exporter.legs l
-            JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
-            WHERE l.leg_id = ANY(%(legs)s) ORDER BY c.call_id FOR UPDATE OF c
-        ),
-        ARRAY(
-            SELECT jsonb_build_array(encode(d.party, 'hex'), d.line, d.since)
-            FROM sipgate_exporter.callback_debts d
-            WHERE %(debts)s AND d.party IN (
-                SELECT c.party FROM sipgate_exporter.legs l
+        (
+            SELECT coalesce(jsonb_agg(record), '[]') FROM (
+                SELECT c.record FROM sipgate_exporter.legs l
                 JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
-                WHERE l.leg_id = ANY(%(legs)s)
-            )
-            ORDER BY d.party, d.line FOR UPDATE OF d
+                WHERE l.leg_id = ANY(%(legs)s) ORDER BY c.call_id FOR UPDATE OF c
+            ) AS locked
+        ),
+        (
+            SELECT coalesce(jsonb_agg(jsonb_build_array(party, line, since)), '[]') FROM (
+                SELECT encode(d.party, 'hex') AS party, d.line, d.since
+                FROM sipgate_exporter.callback_debts d
+                WHERE %(debts)s AND d.party IN (
+                    SELECT c.party FROM sipgate_exporter.legs l
+                    JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
+                    WHERE l.leg_id = ANY(%(legs)s)
+                )
+                ORDER BY d.party, d.line FOR UPDATE OF d
+            ) AS owed
         ),
         extract(epoch FROM clock_timestamp())
 """
@@ -53,21 +56,25 @@ _DUE_DEBTS: Final = """
     WHERE party = ANY(%(parties)s) OR since <= %(cutoff)s
     ORDER BY party, line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
-# What a transaction changes in the calls, legs and debts, as parts of one statement: each
-# part is given arrays, empty when it has nothing to do (store.py joins the parts).
+# What a transaction changes in the calls, legs and debts, as parts of one statement that
+# takes one JSON document `d` (store.py joins the parts): one parameter, encoded in C, where
+# a parameter per column costs more than the statement's work (bench/RESULTS.md, "Replicas").
 WRITES: Final = (
     """ended AS (
-        DELETE FROM sipgate_exporter.open_calls WHERE call_id = ANY(%(ended)s::text[])
+        DELETE FROM sipgate_exporter.open_calls
+        WHERE call_id IN (SELECT jsonb_array_elements_text(d -> 'ended') FROM doc)
     )""",
     """saved AS (
         INSERT INTO sipgate_exporter.open_calls (
             call_id, direction, line, state, started_at, last_event_at, grace_until, party,
             record
         )
-        SELECT * FROM unnest(
-            %(call_ids)s::text[], %(directions)s::text[], %(lines)s::text[], %(states)s::text[],
-            %(started)s::double precision[], %(last_events)s::double precision[],
-            %(graces)s::double precision[], %(parties)s::bytea[], %(records)s::jsonb[]
+        SELECT c.call_id, c.direction, c.line, c.state, c.started_at, c.last_event_at,
+            c.grace_until, decode(c.party, 'hex'), c.record
+        FROM doc, jsonb_to_recordset(d -> 'calls') AS c(
+            call_id text, direction text, line text, state text,
+            started_at double precision, last_event_at double precision,
+            grace_until double precision, party text, record jsonb
         )
         ON CONFLICT (call_id) DO UPDATE SET state = excluded.state,
             last_event_at = excluded.last_event_at, grace_until = excluded.grace_until,
@@ -75,58 +82,27 @@ WRITES: Final = (
     )""",
     """legs AS (
         INSERT INTO sipgate_exporter.legs (leg_id, call_id)
-        SELECT * FROM unnest(%(leg_ids)s::text[], %(leg_calls)s::text[])
+        SELECT l.leg_id, l.call_id
+        FROM doc, jsonb_to_recordset(d -> 'legs') AS l(leg_id text, call_id text)
     )""",
     """closed AS (
         DELETE FROM sipgate_exporter.callback_debts
         WHERE (party, line) IN (
-            SELECT * FROM unnest(%(closed_parties)s::bytea[], %(closed_lines)s::text[])
+            SELECT decode(x.party, 'hex'), x.line
+            FROM doc, jsonb_to_recordset(d -> 'closed') AS x(party text, line text)
         )
     )""",
     """opened AS (
         INSERT INTO sipgate_exporter.callback_debts (party, line, since)
-        SELECT * FROM unnest(
-            %(opened_parties)s::bytea[], %(opened_lines)s::text[],
-            %(opened_since)s::double precision[]
-        )
+        SELECT decode(x.party, 'hex'), x.line, x.since
+        FROM doc,
+            jsonb_to_recordset(d -> 'opened') AS x(party text, line text, since double precision)
         ON CONFLICT (party, line) DO NOTHING
     )""",
 )
-NOTHING_WRITTEN: Final[dict[str, list[Any]]] = {
-    name: []
-    for name in (
-        "ended",
-        "call_ids",
-        "directions",
-        "lines",
-        "states",
-        "started",
-        "last_events",
-        "graces",
-        "parties",
-        "records",
-        "leg_ids",
-        "leg_calls",
-        "closed_parties",
-        "closed_lines",
-        "opened_parties",
-        "opened_lines",
-        "opened_since",
-    )
-}
+# The parts of the document WRITES reads.
+PARTS: Final = ("ended", "calls", "legs", "closed", "opened")
 
-# The columns of a call's row in WRITES, as `_call_row` gives them.
-_COLUMNS: Final = (
-    "call_ids",
-    "directions",
-    "lines",
-    "states",
-    "started",
-    "last_events",
-    "graces",
-    "parties",
-    "records",
-)
 _FIELD: Final = {name: index for index, name in enumerate(CALL_FIELD_NAMES)}
 
 # A debt as `Callbacks.export_state` writes it: [party in hex, line, since].
@@ -178,45 +154,46 @@ def take_due(
 
 
 def save(before: Taken, calls: Iterable[Any], debts: Iterable[Debt]) -> dict[str, list[Any]]:
-    """The parameters of WRITES that write what a tracker made of `before`: `calls` and
+    """The parts of WRITES' document that write what a tracker made of `before`: `calls` and
     `debts` as it exports them now."""
     after = {record[0]: record for record in calls}
-    written: dict[str, list[Any]] = {name: [] for name in NOTHING_WRITTEN}
-    written["ended"] = [record[0] for record in before.calls if record[0] not in after]
     legs_before = {leg[0] for record in before.calls for leg in record[-1]}
-
-    for call_id, record in after.items():
-        for column, value in zip(_COLUMNS, _call_row(record), strict=True):
-            written[column].append(value)
-        for leg in record[-1]:
-            if leg[0] not in legs_before:
-                written["leg_ids"].append(leg[0])
-                written["leg_calls"].append(call_id)
     owed_before = {(party, line) for party, line, _ in before.debts}
     owed_after = {(party, line): since for party, line, since in debts}
-    for party, line in sorted(owed_before - owed_after.keys()):
-        written["closed_parties"].append(bytes.fromhex(party))
-        written["closed_lines"].append(line)
-    for party, line in sorted(owed_after.keys() - owed_before):
-        written["opened_parties"].append(bytes.fromhex(party))
-        written["opened_lines"].append(line)
-        written["opened_since"].append(owed_after[(party, line)])
-    return written
+    return {
+        "ended": [record[0] for record in before.calls if record[0] not in after],
+        "calls": [_call_row(record) for record in after.values()],
+        "legs": [
+            {"leg_id": leg[0], "call_id": call_id}
+            for call_id, record in after.items()
+            for leg in record[-1]
+            if leg[0] not in legs_before
+        ],
+        "closed": [
+            {"party": party, "line": line}
+            for party, line in sorted(owed_before - owed_after.keys())
+        ],
+        "opened": [
+            {"party": party, "line": line, "since": owed_after[(party, line)]}
+            for party, line in sorted(owed_after.keys() - owed_before)
+        ],
+    }
 
 
-def _call_row(record: Sequence[Any]) -> tuple[Any, ...]:
-    answered = record[_FIELD["person_answered"]] or record[_FIELD["voicemail_answered"]]
-    return (
-        record[_FIELD["call_id"]],
-        record[_FIELD["direction"]],
-        record[_FIELD["line"]],
-        TALKING if answered else RINGING,
-        record[_FIELD["started_at"]],
-        record[_FIELD["last_event_at"]],
-        record[_FIELD["grace_until"]],
-        bytes.fromhex(party) if (party := record[_FIELD["party"]]) else None,
-        Jsonb(record),
-    )
+def _call_row(record: Sequence[Any]) -> dict[str, Any]:
+    field = dict(zip(CALL_FIELD_NAMES, record, strict=False))
+    answered = field["person_answered"] or field["voicemail_answered"]
+    return {
+        "call_id": field["call_id"],
+        "direction": field["direction"],
+        "line": field["line"],
+        "state": TALKING if answered else RINGING,
+        "started_at": field["started_at"],
+        "last_event_at": field["last_event_at"],
+        "grace_until": field["grace_until"],
+        "party": field["party"],
+        "record": record,
+    }
 
 
 def _debt(party: bytes, line: str, since: float) -> Debt:

@@ -29,9 +29,9 @@ Row = tuple[str, str, int, float]
 # Adds to a replica's rows, as a part of the statement that store.py sends at each commit.
 COUNT: Final = """counted AS (
     INSERT INTO sipgate_exporter.counters AS c (replica, shard, name, labels, bucket, value)
-    SELECT %(replica)s, %(shard)s, * FROM unnest(
-        %(names)s::text[], %(labels)s::text[], %(buckets)s::integer[],
-        %(values)s::double precision[]
+    SELECT d ->> 'replica', (d ->> 'shard')::integer, x.name, x.labels, x.bucket, x.value
+    FROM doc, jsonb_to_recordset(d -> 'counters') AS x(
+        name text, labels text, bucket integer, value double precision
     )
     ON CONFLICT (replica, shard, name, labels, bucket) DO UPDATE SET value = CASE
         WHEN c.name = 'last_received' THEN greatest(c.value, excluded.value)
@@ -60,20 +60,16 @@ def rows(stats: dict[str, Any], requests: dict[str, Any]) -> list[Row]:
     return found
 
 
-def added(rows: Iterable[Row]) -> dict[str, list[Any]]:
-    """The parameters of COUNT that add `rows`: summed by key first, and in key order, so
-    that writers never deadlock."""
+def added(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """COUNT's part of the document that adds `rows`: summed by key first, and in key order."""
     summed: dict[tuple[str, str, int], float] = defaultdict(float)
     for name, text, bucket, value in rows:
         key = (name, text, bucket)
         summed[key] = max(summed[key], value) if name == LAST_RECEIVED else summed[key] + value
-    keys = sorted(summed)
-    return {
-        "names": [key[0] for key in keys],
-        "labels": [key[1] for key in keys],
-        "buckets": [key[2] for key in keys],
-        "values": [summed[key] for key in keys],
-    }
+    return [
+        {"name": name, "labels": text, "bucket": bucket, "value": summed[(name, text, bucket)]}
+        for name, text, bucket in sorted(summed)
+    ]
 
 
 def read(

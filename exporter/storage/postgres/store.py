@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 from psycopg import errors
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.domain.statistics import Statistics
@@ -49,13 +50,17 @@ _RETRYABLE: Final = (errors.DeadlockDetected, errors.SerializationFailure, error
 TRIES: Final = 3
 # How long a request waits for a free connection before it is refused.
 POOL_TIMEOUT: Final = 2.0
-# A statement that waits longer (for a lock held by a replica that vanished, say) is refused:
+# A statement that waits longer for a lock (held by a replica that vanished, say) is refused:
 # sipgate gives up after about 10 s.
-STATEMENT_TIMEOUT: Final = "5s"
+LOCK_TIMEOUT: Final = "5s"
 GAUGES_LOCK: Final = advisory_key("gauges")
 CALLBACK_KEY: Final = "callback_key"
 # Everything a transaction writes, sent at once: one round trip, prepared once per connection.
-_WRITE: Final = "WITH " + ",\n".join((*calls.WRITES, counters.COUNT)) + "\nSELECT 1"
+_WRITE: Final = (
+    "WITH doc AS (SELECT %s::jsonb AS d),\n"
+    + ",\n".join((*calls.WRITES, counters.COUNT))
+    + "\nSELECT 1"
+)
 
 
 class Transaction:
@@ -64,7 +69,7 @@ class Transaction:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.written: dict[str, list[Any]] = {name: [] for name in calls.NOTHING_WRITTEN}
+        self.written: dict[str, list[Any]] = {part: [] for part in calls.PARTS}
         self.rows: list[counters.Row] = []
         self._after: list[Callable[[], None]] = []
 
@@ -85,13 +90,13 @@ class Transaction:
         """Send what this transaction writes, in one statement, before the commit."""
         if not self.rows and not any(self.written.values()):
             return
-        params = {
+        document = {
             **self.written,
-            **counters.added(self.rows),
+            "counters": counters.added(self.rows),
             "replica": replica,
             "shard": shard,
         }
-        self.connection.execute(_WRITE, params)
+        self.connection.execute(_WRITE, (Jsonb(document),))
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` once the transaction committed; never if it did not."""
@@ -293,7 +298,11 @@ class PostgresStore:
 
 def _configure(connection: Connection) -> None:
     configure_session(connection)
-    connection.execute("SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,))
+    # A lock wait is the only long wait a statement may meet, and it arms a timer only then.
+    connection.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
+    # The same few prepared statements, whose plans do not depend on their values: plan them
+    # once per connection (bench/RESULTS.md, "Replicas").
+    connection.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)")
 
 
 def _callback_key(connection: Connection) -> bytes:
