@@ -8,24 +8,20 @@ replayed again would repeat its call ids.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 from bench.load import Workspace
-from bench.procs import HOST, REPO, Process, free_port, start_exporter, wait_ready
+from bench.procs import HOST, Process, free_port, start_exporter
 from bench.stats import median
 from bench.targets import DURABLE, exporter_flags
 from bench.wrk import WrkResult, replay
+from tests.haproxy import running_haproxy
 from tests.postgres_cluster import Cluster, running_cluster
 
 EMBEDDED: Final = "embedded"
 REPLICAS: Final = "replicas"
-HAPROXY_CONFIG: Final = REPO / "haproxy" / "haproxy.cfg"
 
 
 @dataclass
@@ -102,35 +98,9 @@ def _serving(space: Workspace, cluster: Cluster, target: str) -> Iterator[str]:
             replicas.append(
                 start_exporter(space.workdir, [*flags, f"--state.replica={name}"], name)
             )
-        with _haproxy(space.workdir, [replica.port for replica in replicas]) as port:
+        port = free_port()
+        with running_haproxy(space.workdir, port, [replica.port for replica in replicas]):
             yield f"http://{HOST}:{port}"
     finally:
         for replica in replicas:
             replica.stop()
-
-
-@contextlib.contextmanager
-def _haproxy(workdir: Path, ports: list[int]) -> Iterator[int]:
-    """haproxy with the repository's configuration, its servers at `ports` on loopback."""
-    port = free_port()
-    text = HAPROXY_CONFIG.read_text().replace("bind :9860", f"bind {HOST}:{port}")
-    for number, server_port in enumerate(ports, start=1):
-        text = text.replace(f"exporter-{number}:9850", f"{HOST}:{server_port}")
-    config = workdir / "haproxy.cfg"
-    config.write_text(text)
-    program = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    with (workdir / "haproxy.log").open("ab") as log:
-        process = subprocess.Popen(
-            [program, "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    try:
-        _wait_for_servers(process, port, workdir / "haproxy.log")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_for_servers(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """Until haproxy answers /-/ready through a server it found healthy."""
-    wait_ready(Process(process, port, log, time.monotonic()))
