@@ -121,32 +121,40 @@ def scale_rule_file(document: Mapping[str, Any], factor: int) -> dict[str, Any]:
 
 
 def rewrite_prometheus_config(
-    shipped: Mapping[str, Any], addresses: Mapping[str, str], interval: str
+    shipped: Mapping[str, Any], addresses: Mapping[str, str | None], interval: str
 ) -> dict[str, Any]:
     """Return the shipped prometheus.yml with its targets replaced and its intervals shortened.
 
-    `addresses` maps every shipped target ("exporter:9850") to the test's ("127.0.0.1:PORT"); a
-    target without a replacement raises KeyError, so a new shipped target is not silently
-    scraped at an address that does not exist here.
+    `addresses` maps every shipped target ("exporter:9850", and "exporter-1:9850" for each name
+    that `dns_sd_configs` looks up) to the test's ("127.0.0.1:PORT"), or to None where that
+    service does not run in the test; looked-up names become static targets. A target without
+    an entry raises KeyError, so a new shipped target is not silently scraped at an address
+    that does not exist here.
     """
     config: dict[str, Any] = copy.deepcopy(dict(shipped))
     config.setdefault("global", {}).update(scrape_interval=interval, evaluation_interval=interval)
 
-    def rewrite(static_configs: list[dict[str, Any]]) -> None:
+    def rewrite(static_configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for static in static_configs:
-            static["targets"] = [_replacement(addresses, t) for t in static["targets"]]
+            found = [_replacement(addresses, t) for t in static["targets"]]
+            static["targets"] = [target for target in found if target is not None]
+        return [static for static in static_configs if static["targets"]]
 
     for job in config.get("scrape_configs", []):
         for key in ("scrape_interval", "scrape_timeout"):
             if key in job:
                 job[key] = interval
-        rewrite(job.get("static_configs", []))
+        looked_up = [
+            {"targets": [f"{name}:{lookup['port']}" for name in lookup["names"]]}
+            for lookup in job.pop("dns_sd_configs", [])
+        ]
+        job["static_configs"] = rewrite([*job.get("static_configs", []), *looked_up])
     for alertmanager in config.get("alerting", {}).get("alertmanagers", []):
-        rewrite(alertmanager.get("static_configs", []))
+        alertmanager["static_configs"] = rewrite(alertmanager.get("static_configs", []))
     return config
 
 
-def _replacement(addresses: Mapping[str, str], target: str) -> str:
+def _replacement(addresses: Mapping[str, str | None], target: str) -> str | None:
     if target not in addresses:
         raise KeyError(f"no test address for the shipped target {target!r}")
     return addresses[target]

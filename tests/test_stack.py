@@ -28,6 +28,9 @@ import yaml
 
 from exporter.simulate.traffic import ACCOUNT_LINES, STAFF
 from tests.dashboard_queries import PanelQuery, panel_queries
+from tests.haproxy import running_haproxy
+from tests.postgres import postgres
+from tests.postgres_cluster import Cluster
 from tests.stack_helpers import (
     Service,
     binary,
@@ -54,6 +57,8 @@ from tests.stack_helpers import (
     wait_for,
     write_key_pair,
 )
+
+__all__ = ["postgres"]
 
 REPO: Final = Path(__file__).resolve().parent.parent
 PROMETHEUS_CONFIG: Final = REPO / "prometheus.yml"
@@ -128,20 +133,28 @@ class Loopback:
 
 @dataclass(frozen=True)
 class Ports:
-    """Where each server of the test stack listens: free loopback ports."""
+    """Where each server of the test stack listens: free loopback ports. With `replicas`, the
+    webhook address `exporter` is haproxy's, in front of the replicas."""
 
     exporter: Loopback
     prometheus: Loopback
     alertmanager: Loopback
+    replicas: tuple[Loopback, ...] = ()
 
     @classmethod
-    def pick(cls) -> Ports:
+    def pick(cls, replicas: int = 0) -> Ports:
         """Ports that were free a moment ago."""
-        return cls(*map(Loopback.on, free_ports(3)))
+        exporter, prometheus, alertmanager, *rest = map(Loopback.on, free_ports(3 + replicas))
+        return cls(exporter, prometheus, alertmanager, tuple(rest))
 
     @property
     def webhook(self) -> str:
         return f"{self.exporter.url}/webhook"
+
+    @property
+    def scraped(self) -> tuple[Loopback, ...]:
+        """The exporters Prometheus scrapes: the replicas, or the one exporter."""
+        return self.replicas or (self.exporter,)
 
 
 @dataclass(frozen=True)
@@ -175,7 +188,7 @@ class StackRun:
 
     prometheus: str
     alertmanager: str
-    exporter: str
+    exporter: str  # the `instance` regex that matches every exporter scraped
     normal: Simulation
     burst: Simulation
     spike_series_in_normal_period: list[dict[str, Any]]
@@ -228,8 +241,14 @@ def write_scaled_rules(directory: Path) -> list[Path]:
 def write_stack_config(directory: Path, ports: Ports) -> Path:
     """Write prometheus.yml and its scaled rules for the test stack; return the config path."""
     # The shipped targets are the compose service names (see the comment in prometheus.yml).
+    replicas: dict[str, str | None] = {f"exporter-{number}:9850": None for number in (1, 2)}
+    replicas.update(
+        (f"exporter-{number}:9850", replica.address)
+        for number, replica in enumerate(ports.replicas, start=1)
+    )
     addresses = {
-        "exporter:9850": ports.exporter.address,
+        "exporter:9850": None if ports.replicas else ports.exporter.address,
+        **replicas,
         "localhost:9090": ports.prometheus.address,
         "alertmanager:9093": ports.alertmanager.address,
     }
@@ -341,26 +360,46 @@ def all_calls_ended(prometheus: str, expected: int) -> bool:
     return active == 0 and ended == expected
 
 
-def start_services(running: contextlib.ExitStack, setup: StackSetup, config: Path) -> list[Service]:
-    """Start exporter, Alertmanager and Prometheus; they stop when `running` closes."""
+def start_services(
+    running: contextlib.ExitStack, setup: StackSetup, config: Path, state_url: str | None
+) -> list[Service]:
+    """Start the exporter (or, with `state_url`, two replicas behind haproxy), Alertmanager and
+    Prometheus; they stop when `running` closes."""
     ports, workdir = setup.ports, setup.workdir
     prometheus = binary("prometheus", package="prometheus")
     alertmanager = binary(
         "prometheus-alertmanager", "alertmanager", package="prometheus-alertmanager"
     )
+    exporter = [
+        sys.executable,
+        "-m",
+        "exporter",
+        "--calls.forward-grace=1s",
+        f"--calls.service-level-target={SERVICE_LEVEL_TARGET}",
+        f"--calls.short-abandon={SHORT_ABANDON}",
+        f"--webhook.signature-key={setup.public_key}",
+        f"--config.file={write_exporter_config(workdir / 'exporter.yml')}",
+    ]
+    if state_url is None:
+        exporters = {
+            "exporter": [
+                *exporter,
+                f"--web.listen-address={ports.exporter.address}",
+                f"--state.path={workdir / 'exporter-state.db'}",
+            ]
+        }
+    else:
+        exporters = {
+            f"exporter-{number}": [
+                *exporter,
+                f"--web.listen-address={replica.address}",
+                f"--state.url={state_url}",
+                f"--state.replica=exporter-{number}",
+            ]
+            for number, replica in enumerate(ports.replicas, start=1)
+        }
     commands = {
-        "exporter": [
-            sys.executable,
-            "-m",
-            "exporter",
-            f"--web.listen-address={ports.exporter.address}",
-            "--calls.forward-grace=1s",
-            f"--calls.service-level-target={SERVICE_LEVEL_TARGET}",
-            f"--calls.short-abandon={SHORT_ABANDON}",
-            f"--webhook.signature-key={setup.public_key}",
-            f"--state.path={workdir / 'exporter-state.db'}",
-            f"--config.file={write_exporter_config(workdir / 'exporter.yml')}",
-        ],
+        **exporters,
         "alertmanager": [
             alertmanager,
             f"--config.file={ALERTMANAGER_CONFIG}",
@@ -375,9 +414,14 @@ def start_services(running: contextlib.ExitStack, setup: StackSetup, config: Pat
             f"--web.listen-address={ports.prometheus.address}",
         ],
     }
-    return [
+    services = [
         running.enter_context(service(name, argv, workdir, REPO)) for name, argv in commands.items()
     ]
+    if ports.replicas:
+        servers = [int(replica.address.rpartition(":")[2]) for replica in ports.replicas]
+        port = int(ports.exporter.address.rpartition(":")[2])
+        running.enter_context(running_haproxy(workdir, port, servers))
+    return services
 
 
 def wait_until_up(ports: Ports, services: Sequence[Service]) -> None:
@@ -386,11 +430,11 @@ def wait_until_up(ports: Ports, services: Sequence[Service]) -> None:
     for url in (ports.exporter.url, ports.alertmanager.url, prometheus):
         wait_for(partial(is_ready, url), 30, f"{url}/-/ready", alive=services)
     # Prometheus 2.42 scrapes for the first time about 5 s after it starts.
-    up = f'up{{job="sipgate", instance="{ports.exporter.address}"}}'
+    up = 'sum(up{job="sipgate"})'
     wait_for(
-        lambda: query_scalar(prometheus, up) == 1,
+        lambda: query_scalar(prometheus, up) == len(ports.scraped),
         30,
-        "Prometheus to scrape the exporter",
+        "Prometheus to scrape every exporter",
         alive=services,
     )
     wait_for(
@@ -401,17 +445,24 @@ def wait_until_up(ports: Ports, services: Sequence[Service]) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
-    """Bring the stack up, run the normal period and the burst, record what happened."""
+@pytest.fixture(scope="module", params=[1, 2], ids=["one exporter", "two replicas"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackRun]:
+    """Bring the stack up, run the normal period and the burst, record what happened: with one
+    exporter, and with two replicas sharing PostgreSQL behind haproxy."""
     workdir = tmp_path_factory.mktemp("stack")
-    ports = Ports.pick()
+    state_url = None
+    if request.param > 1:
+        cluster: Cluster = request.getfixturevalue("postgres")
+        state_url = cluster.url_for(cluster.create_database())
+    ports = Ports.pick(replicas=request.param if state_url else 0)
     prometheus, alertmanager = ports.prometheus.url, ports.alertmanager.url
     config = write_stack_config(workdir / "config", ports)
     check_tool(binary("promtool", package="prometheus"), "check", "config", str(config))
     setup = StackSetup(ports, workdir, *write_key_pair(workdir))
     with contextlib.ExitStack() as running:
-        services = start_services(running, setup, config)
+        services = start_services(running, setup, config, state_url)
         wait_until_up(ports, services)
 
         normal_start = time.time()
@@ -440,7 +491,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackRun]:
         yield StackRun(
             prometheus=prometheus,
             alertmanager=alertmanager,
-            exporter=ports.exporter.address,
+            exporter="|".join(scraped.address for scraped in ports.scraped),
             normal=normal,
             burst=burst,
             spike_series_in_normal_period=in_normal,
@@ -566,8 +617,10 @@ def test_scaled_rules_pass_promtool(tmp_path: Path) -> None:
 
 def test_config_rewrite_keeps_the_structure() -> None:
     shipped = load_yaml(PROMETHEUS_CONFIG)
-    addresses = {
+    addresses: dict[str, str | None] = {
         "exporter:9850": "127.0.0.1:1",
+        "exporter-1:9850": None,
+        "exporter-2:9850": None,
         "localhost:9090": "127.0.0.1:2",
         "alertmanager:9093": "127.0.0.1:3",
     }
@@ -578,6 +631,15 @@ def test_config_rewrite_keeps_the_structure() -> None:
     ]
     sipgate = next(j for j in config["scrape_configs"] if j["job_name"] == "sipgate")
     assert sipgate["static_configs"] == [{"targets": ["127.0.0.1:1"]}]
+    assert "dns_sd_configs" not in sipgate
+    replicas = addresses | {
+        "exporter:9850": None,
+        "exporter-1:9850": "127.0.0.1:4",
+        "exporter-2:9850": "127.0.0.1:5",
+    }
+    config = rewrite_prometheus_config(shipped, replicas, INTERVAL)
+    sipgate = next(j for j in config["scrape_configs"] if j["job_name"] == "sipgate")
+    assert sipgate["static_configs"] == [{"targets": ["127.0.0.1:4", "127.0.0.1:5"]}]
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:3"]
     assert config["global"]["evaluation_interval"] == INTERVAL
     with pytest.raises(KeyError, match="exporter:9850"):
