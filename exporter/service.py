@@ -70,6 +70,7 @@ def build_tracker(config: Config, shared: PostgresStore | None = None) -> CallTr
             config.expire_after,
             targets=targets,
             callbacks=callbacks,
+            numbers=config.call_records_numbers,
         )
     return CallTracker(
         new_statistics(),
@@ -88,7 +89,13 @@ def open_shared(config: Config) -> PostgresStore | None:
     # Imported here: psycopg is loaded only by exporters that use PostgreSQL.
     from exporter.storage.postgres.store import PostgresStore
 
-    store = PostgresStore(config.state_url, config.state_replica, config.threads, new_statistics())
+    store = PostgresStore(
+        config.state_url,
+        config.state_replica,
+        config.threads,
+        new_statistics(),
+        config.call_records_retention,
+    )
     log.info("state in the database %s, as replica %s", store.where, config.state_replica)
     return store
 

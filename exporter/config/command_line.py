@@ -126,6 +126,10 @@ _FILE_ONLY: Final = frozenset(
 )
 
 
+# Flags about what only the shared state keeps.
+_URL_ONLY: Final = frozenset(("call_records_retention", "call_records_numbers"))
+
+
 def _config_from(namespace: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     values: dict[str, Any] = {}
     for flag in FLAGS:
@@ -150,6 +154,11 @@ def _check_state(
 ) -> None:
     """With --state.url there is no state file: refuse the flags that are about one."""
     if "state_url" not in values:
+        for flag in FLAGS:
+            if flag.field in _URL_ONLY and (
+                getattr(namespace, flag.field) or environ.get(flag.env)
+            ):
+                raise ConfigError(f"--{flag.name} applies to the call records of --state.url")
         return
     for flag in FLAGS:
         if flag.field in _FILE_ONLY and (getattr(namespace, flag.field) or environ.get(flag.env)):

@@ -46,6 +46,7 @@ LOG_FORMATS: Final = ("text", "json")
 PASSWORD_ENV: Final = ENV_PREFIX + "WEBHOOK_BASIC_AUTH_PASSWORD"
 DEFAULT_STATE_PATH: Final = "data/sipgate-exporter.db"
 STATE_SYNC_MODES: Final = ("normal", "full")
+CALL_RECORD_NUMBERS: Final = ("full", "masked", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,8 @@ class Config:
     state_keep_unsigned: bool = False
     state_url: str | None = field(default=None, repr=False)  # may hold a password
     state_replica: str = field(default_factory=socket.gethostname)
+    call_records_retention: float = 30 * 86400.0
+    call_records_numbers: str = "full"
     config_file: Path | None = None
     check_config: bool = False
     enable_lifecycle: bool = False
@@ -399,6 +402,22 @@ FLAGS: Final = (
         "this exporter's name among those sharing --state.url; two running exporters may "
         "not share one",
         shown_default="the host name",
+    ),
+    Flag(
+        "state.call-records-retention",
+        "call_records_retention",
+        parse_positive_duration,
+        "30d",
+        "with --state.url: how long each ended call is kept in the table sipgate_exporter.calls",
+    ),
+    Flag(
+        "state.call-records-numbers",
+        "call_records_numbers",
+        one_of(CALL_RECORD_NUMBERS),
+        "full",
+        "with --state.url: the callers' and callees' numbers in the call records: "
+        + ", ".join(CALL_RECORD_NUMBERS)
+        + " (calling back needs them; they are personal data)",
     ),
     Flag(
         "relay.upstream-url",

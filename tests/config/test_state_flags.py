@@ -40,6 +40,13 @@ def test_the_replica_name_comes_from_the_flag_or_the_environment() -> None:
         ),
         (["--state.url=mysql://db.example/sipgate"], {}, "--state.url: expected a URL like"),
         ([f"--state.url={URL}", "--state.replica=two words"], {}, "invalid replica name"),
+        (["--state.call-records-numbers=masked"], {}, "applies to the call records of --state.url"),
+        (
+            [],
+            {"SIPGATE_EXPORTER_STATE_CALL_RECORDS_RETENTION": "7d"},
+            "--state.call-records-retention applies",
+        ),
+        ([f"--state.url={URL}", "--state.call-records-numbers=some"], {}, "choose from full"),
     ],
 )
 def test_refused_combinations_say_why(
@@ -58,3 +65,17 @@ def test_an_empty_replica_name_means_the_host_name() -> None:
 def test_an_empty_state_path_from_the_image_is_no_conflict() -> None:
     config = parse_config([f"--state.url={URL}"], {"SIPGATE_EXPORTER_STATE_PATH": ""})
     assert config.state_path is None
+
+
+def test_call_records_flags_with_a_state_url() -> None:
+    config = parse_config(
+        [
+            f"--state.url={URL}",
+            "--state.call-records-retention=7d",
+            "--state.call-records-numbers=MASKED",
+        ],
+        {},
+    )
+    assert config.call_records_retention == 7 * 86400
+    assert config.call_records_numbers == "masked"
+    assert parse_config([f"--state.url={URL}"], {}).call_records_numbers == "full"

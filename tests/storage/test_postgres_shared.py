@@ -194,3 +194,65 @@ def test_connections_the_database_dropped_are_replaced_without_refusing_an_event
     a.sweep()
     assert web.get("/-/ready").status_int == 200
     assert summed((a,), "sipgate_calls_active", state="talking") == 3
+
+
+def call_records(state_url: str) -> list[dict[str, object]]:
+    """The rows of the call records table, oldest first."""
+    with psycopg.connect(state_url, autocommit=True) as connection:
+        cursor = connection.execute(
+            "SELECT call_id, direction, line, team, user_name, outcome, hangup_cause, caller,"
+            " callee, wait_seconds, talk_seconds, ended_at - started_at AS lasted"
+            " FROM sipgate_exporter.calls ORDER BY id"
+        )
+        names = [column.name for column in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def test_every_ended_call_is_a_call_record_with_its_numbers(
+    replicas: Replicas, state_url: str
+) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    a.post(new_call("answered", "in", caller="4930111111", callee="4921100000"))
+    time.sleep(0.2)
+    b.post(answer("answered"))
+    a.post(hangup("answered"))
+    b.post(new_call("missed", "in", caller="4930222222"))
+    a.post(hangup("missed", cause="cancel"))
+    a.post(new_call("ringing", "in"))
+    records = call_records(state_url)
+    assert [(r["call_id"], r["outcome"], r["hangup_cause"]) for r in records] == [
+        ("answered", "answered", "normalClearing"),
+        ("missed", "missed", "cancel"),
+    ]
+    answered = records[0]
+    assert (answered["caller"], answered["callee"]) == ("4930111111", "4921100000")
+    assert (answered["direction"], answered["line"], answered["team"]) == ("in", "other", "other")
+    wait, talk = answered["wait_seconds"], answered["talk_seconds"]
+    assert isinstance(wait, float)
+    assert 0.2 <= wait < 1.0
+    assert isinstance(talk, float)
+    assert talk < 1.0
+    assert records[1]["talk_seconds"] is None
+
+
+@pytest.mark.parametrize(("numbers", "shown"), [("masked", "4930****11"), ("none", None)])
+def test_call_records_keep_numbers_masked_or_not_at_all(
+    replicas: Replicas, state_url: str, numbers: str, shown: str | None
+) -> None:
+    a = replicas.start("a", f"--state.call-records-numbers={numbers}")
+    a.post(new_call("c1", "in", caller="4930111111"))
+    a.post(hangup("c1", cause="cancel"))
+    [record] = call_records(state_url)
+    assert record["caller"] == shown
+
+
+def test_call_records_older_than_their_retention_are_deleted(
+    replicas: Replicas, state_url: str
+) -> None:
+    a = replicas.start("a", "--state.call-records-retention=1s")
+    a.post(new_call("old", "in"))
+    a.post(hangup("old", cause="cancel"))
+    assert len(call_records(state_url)) == 1
+    time.sleep(1.2)
+    a.sweep()  # takes the gauges lock, and with it the clean-up
+    assert call_records(state_url) == []

@@ -8,13 +8,13 @@ lock several never deadlock one another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
 
-from exporter.domain.calls import RINGING, TALKING
+from exporter.domain.calls import RINGING, TALKING, EndedCall
 from exporter.domain.records import CALL_FIELD_NAMES
 from exporter.storage.postgres.connect import Connection
 
@@ -67,14 +67,14 @@ WRITES: Final = (
     """saved AS (
         INSERT INTO sipgate_exporter.open_calls (
             call_id, direction, line, state, started_at, last_event_at, grace_until, party,
-            record
+            caller, callee, record
         )
         SELECT c.call_id, c.direction, c.line, c.state, c.started_at, c.last_event_at,
-            c.grace_until, decode(c.party, 'hex'), c.record
+            c.grace_until, decode(c.party, 'hex'), c.caller, c.callee, c.record
         FROM doc, jsonb_to_recordset(d -> 'calls') AS c(
             call_id text, direction text, line text, state text,
             started_at double precision, last_event_at double precision,
-            grace_until double precision, party text, record jsonb
+            grace_until double precision, party text, caller text, callee text, record jsonb
         )
         ON CONFLICT (call_id) DO UPDATE SET state = excluded.state,
             last_event_at = excluded.last_event_at, grace_until = excluded.grace_until,
@@ -92,6 +92,22 @@ WRITES: Final = (
             FROM doc, jsonb_to_recordset(d -> 'closed') AS x(party text, line text)
         )
     )""",
+    # The rows of ended calls are read as they were before this statement deleted them.
+    """recorded AS (
+        INSERT INTO sipgate_exporter.calls (
+            call_id, started_at, ended_at, direction, line, team, user_name, outcome,
+            wait_seconds, talk_seconds, hangup_cause, caller, callee, party
+        )
+        SELECT r.call_id, to_timestamp(r.started_at), to_timestamp(r.ended_at), r.direction,
+            r.line, r.team, r.user_name, r.outcome, r.wait_seconds, r.talk_seconds,
+            r.hangup_cause, o.caller, o.callee, o.party
+        FROM doc, jsonb_to_recordset(d -> 'records') AS r(
+            call_id text, started_at double precision, ended_at double precision,
+            direction text, line text, team text, user_name text, outcome text,
+            wait_seconds double precision, talk_seconds double precision, hangup_cause text
+        )
+        JOIN sipgate_exporter.open_calls o ON o.call_id = r.call_id
+    )""",
     """opened AS (
         INSERT INTO sipgate_exporter.callback_debts (party, line, since)
         SELECT decode(x.party, 'hex'), x.line, x.since
@@ -101,7 +117,7 @@ WRITES: Final = (
     )""",
 )
 # The parts of the document WRITES reads.
-PARTS: Final = ("ended", "calls", "legs", "closed", "opened")
+PARTS: Final = ("ended", "calls", "legs", "records", "closed", "opened")
 
 _FIELD: Final = {name: index for index, name in enumerate(CALL_FIELD_NAMES)}
 
@@ -153,21 +169,38 @@ def take_due(
     return Taken(calls, [_debt(*row) for row in rows])
 
 
-def save(before: Taken, calls: Iterable[Any], debts: Iterable[Debt]) -> dict[str, list[Any]]:
-    """The parts of WRITES' document that write what a tracker made of `before`: `calls` and
-    `debts` as it exports them now."""
-    after = {record[0]: record for record in calls}
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What a tracker made of the calls and debts a transaction took."""
+
+    calls: list[list[Any]]  # the calls in progress still, as `export_state` writes them
+    debts: list[Debt]  # the debts still owed
+    ended: tuple[EndedCall, ...]  # the calls that ended
+    at: float  # when, in unix seconds
+    numbers: Mapping[str, tuple[str | None, str | None]]  # caller and callee of new calls
+    cause: str | None = None  # the hangup cause that ended a call, if one did
+
+
+def save(before: Taken, saved: Saved) -> dict[str, list[Any]]:
+    """The parts of WRITES' document that write what a tracker made of `before`."""
+    after = {record[0]: record for record in saved.calls}
     legs_before = {leg[0] for record in before.calls for leg in record[-1]}
     owed_before = {(party, line) for party, line, _ in before.debts}
-    owed_after = {(party, line): since for party, line, since in debts}
+    owed_after = {(party, line): since for party, line, since in saved.debts}
+    records = {record[0]: record for record in before.calls}
     return {
         "ended": [record[0] for record in before.calls if record[0] not in after],
-        "calls": [_call_row(record) for record in after.values()],
+        "calls": [_call_row(record, saved.numbers) for record in after.values()],
         "legs": [
             {"leg_id": leg[0], "call_id": call_id}
             for call_id, record in after.items()
             for leg in record[-1]
             if leg[0] not in legs_before
+        ],
+        "records": [
+            _ended_row(records[call.call_id], call, saved)
+            for call in saved.ended
+            if call.call_id in records
         ],
         "closed": [
             {"party": party, "line": line}
@@ -180,9 +213,12 @@ def save(before: Taken, calls: Iterable[Any], debts: Iterable[Debt]) -> dict[str
     }
 
 
-def _call_row(record: Sequence[Any]) -> dict[str, Any]:
+def _call_row(
+    record: Sequence[Any], numbers: Mapping[str, tuple[str | None, str | None]]
+) -> dict[str, Any]:
     field = dict(zip(CALL_FIELD_NAMES, record, strict=False))
     answered = field["person_answered"] or field["voicemail_answered"]
+    caller, callee = numbers.get(field["call_id"], (None, None))
     return {
         "call_id": field["call_id"],
         "direction": field["direction"],
@@ -192,7 +228,27 @@ def _call_row(record: Sequence[Any]) -> dict[str, Any]:
         "last_event_at": field["last_event_at"],
         "grace_until": field["grace_until"],
         "party": field["party"],
+        "caller": caller,
+        "callee": callee,
         "record": record,
+    }
+
+
+def _ended_row(record: Sequence[Any], call: EndedCall, saved: Saved) -> dict[str, Any]:
+    """A call record of `call`, which ended at `saved.at`; `record` is the call before."""
+    field = dict(zip(CALL_FIELD_NAMES, record, strict=False))
+    return {
+        "call_id": call.call_id,
+        "started_at": field["started_at"],
+        "ended_at": saved.at,
+        "direction": call.direction,
+        "line": field["line"],
+        "team": field["team"],
+        "user_name": field["user"],
+        "outcome": call.outcome,
+        "wait_seconds": call.wait,
+        "talk_seconds": call.duration,
+        "hangup_cause": saved.cause or field["last_cause"],
     }
 
 

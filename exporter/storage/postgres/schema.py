@@ -46,7 +46,8 @@ MIGRATIONS: Final = (
     ),
     Migration(
         2,
-        "calls in progress, their legs, callback debts, settings and each replica's counters",
+        "calls in progress and their legs, call records, callback debts, settings and each "
+        "replica's counters",
         (
             """CREATE TABLE sipgate_exporter.open_calls (
                 call_id text PRIMARY KEY,
@@ -57,6 +58,8 @@ MIGRATIONS: Final = (
                 last_event_at double precision NOT NULL,
                 grace_until double precision,
                 party bytea,
+                caller text,
+                callee text,
                 record jsonb NOT NULL
             )""",
             "CREATE INDEX open_calls_last_event_at ON sipgate_exporter.open_calls (last_event_at)",
@@ -89,6 +92,25 @@ MIGRATIONS: Final = (
                 PRIMARY KEY (replica, shard, name, labels, bucket)
             )""",
             "ALTER TABLE sipgate_exporter.replicas ADD COLUMN buckets text",
+            """CREATE TABLE sipgate_exporter.calls (
+                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                call_id text NOT NULL,
+                started_at timestamptz NOT NULL,
+                ended_at timestamptz NOT NULL,
+                direction text NOT NULL,
+                line text NOT NULL,
+                team text,
+                user_name text,
+                outcome text NOT NULL,
+                wait_seconds double precision,
+                talk_seconds double precision,
+                hangup_cause text,
+                caller text,
+                callee text,
+                party bytea
+            )""",
+            "CREATE INDEX calls_ended_at ON sipgate_exporter.calls (ended_at)",
+            "CREATE INDEX calls_party ON sipgate_exporter.calls (party, line)",
         ),
     ),
 )

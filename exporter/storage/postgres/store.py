@@ -14,6 +14,7 @@ import itertools
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
 
@@ -55,6 +56,12 @@ POOL_TIMEOUT: Final = 2.0
 LOCK_TIMEOUT: Final = "5s"
 GAUGES_LOCK: Final = advisory_key("gauges")
 CALLBACK_KEY: Final = "callback_key"
+DEFAULT_RECORDS_RETENTION: Final = 30 * 86400.0
+# How often the replica holding the gauges deletes call records past their retention.
+CLEANUP_INTERVAL: Final = 60.0
+_FORGET_RECORDS: Final = """
+    DELETE FROM sipgate_exporter.calls WHERE ended_at < now() - make_interval(secs => %s)
+"""
 # Everything a transaction writes, sent at once: one round trip, prepared once per connection.
 _WRITE: Final = (
     "WITH doc AS (SELECT %s::jsonb AS d),\n"
@@ -111,9 +118,17 @@ class Transaction:
 class PostgresStore:
     """The state several replicas share in PostgreSQL; this replica's part of it."""
 
-    def __init__(self, url: str, replica: str, workers: int, empty: Statistics) -> None:
+    def __init__(
+        self,
+        url: str,
+        replica: str,
+        workers: int,
+        empty: Statistics,
+        records_retention: float = DEFAULT_RECORDS_RETENTION,
+    ) -> None:
         """Migrate the schema, claim `replica`, open a pool for `workers` threads; raise
-        StateError, naming the database, if any of it fails."""
+        StateError, naming the database, if any of it fails. Call records older than
+        `records_retention` seconds are deleted."""
         self.replica = replica
         self.health = StoreHealth(parts=(DATABASE,))
         self._url = url
@@ -124,6 +139,8 @@ class PostgresStore:
         self._stale = False
         self._reloads: list[Callable[[State], None]] = []
         self._workers = workers
+        self._records_retention = records_retention
+        self._next_cleanup = 0.0
         self.leader = False
         migrate(url)
         self._claim = connect(url)
@@ -200,6 +217,9 @@ class PostgresStore:
                 )
             if self._stale:
                 self._reload()
+            if self.leader and time.monotonic() >= self._next_cleanup:
+                self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL
+                self._claim.execute(_FORGET_RECORDS, (self._records_retention,))
         except (psycopg.Error, PoolTimeout) as error:
             self.health.failed(DATABASE, self._unavailable(error))
         except StateError as error:

@@ -19,8 +19,9 @@ import psycopg
 from psycopg_pool import PoolTimeout
 
 from exporter.domain.calls import RINGING, EndedCall, Handled
-from exporter.domain.events import Event, NewCall
+from exporter.domain.events import Event, Hangup, NewCall
 from exporter.domain.tracker import CallTracker, Reading
+from exporter.logs import mask_number
 from exporter.storage.postgres import calls, counters
 from exporter.storage.postgres.store import PostgresStore
 from exporter.storage.store import State
@@ -31,6 +32,11 @@ _ACTIVE: Final = """
     SELECT direction, state, line, count(*), min(started_at)
     FROM sipgate_exporter.open_calls GROUP BY direction, state, line
 """
+# How the call records keep phone numbers (--state.call-records-numbers).
+FULL: Final = "full"
+MASKED: Final = "masked"
+NONE: Final = "none"
+NUMBERS: Final = (FULL, MASKED, NONE)
 _PENDING: Final = "SELECT line, count(*) FROM sipgate_exporter.callback_debts GROUP BY line"
 
 
@@ -46,9 +52,16 @@ class Gauges:
 class SharedTracker(CallTracker):
     """A CallTracker whose calls and debts are rows that every replica shares."""
 
-    def __init__(self, store: PostgresStore, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, store: PostgresStore, *args: Any, numbers: str = FULL, **kwargs: Any
+    ) -> None:
+        """A CallTracker (`args`, `kwargs`) on `store`, keeping callers' and callees' numbers
+        in the call records in full, masked or not at all (`numbers`)."""
         super().__init__(*args, **kwargs)
+        if numbers not in NUMBERS:
+            raise ValueError(f"numbers must be one of {', '.join(NUMBERS)}, not {numbers!r}")
         self._store = store
+        self._numbers = numbers
         self._gauges = Gauges()
         store.on_reload(self._reload)
 
@@ -62,7 +75,11 @@ class SharedTracker(CallTracker):
         taken, at = calls.take(self._store.current().connection, leg_ids, debts)
         part = self.part(taken.calls, taken.debts)
         handled = part.handle(event, at)
-        self._save(taken, part)
+        numbers = {}
+        if isinstance(event, NewCall):
+            numbers[event.call_id] = (self._kept(event.from_number), self._kept(event.to_number))
+        cause = event.cause if isinstance(event, Hangup) else None
+        self._save(taken, part, handled.ended, at, numbers, cause)
         return handled
 
     def sweep_due(self, now: float) -> bool:
@@ -80,7 +97,7 @@ class SharedTracker(CallTracker):
             return ()
         part = self.part(taken.calls, taken.debts)
         ended = part.sweep(at)
-        self._save(taken, part)
+        self._save(taken, part, ended, at, {})
         return ended
 
     def read(self) -> Reading:
@@ -99,10 +116,26 @@ class SharedTracker(CallTracker):
         """Calls in progress on every replica, as last read by the gauges."""
         return sum(self._gauges.active.values())
 
-    def _save(self, taken: calls.Taken, part: CallTracker) -> None:
+    def _kept(self, number: str | None) -> str | None:
+        """A number as the call records keep it."""
+        if self._numbers == NONE or not number:
+            return None
+        return mask_number(number) if self._numbers == MASKED else number
+
+    def _save(
+        self,
+        taken: calls.Taken,
+        part: CallTracker,
+        ended: tuple[EndedCall, ...],
+        at: float,
+        numbers: dict[str, tuple[str | None, str | None]],
+        cause: str | None = None,
+    ) -> None:
         transaction = self._store.current()
         state = part.export_state()
-        transaction.write(calls.save(taken, state["calls"], state["callbacks"]["debts"]))
+        debts = state["callbacks"]["debts"]
+        saved = calls.Saved(state["calls"], debts, ended, at, numbers, cause)
+        transaction.write(calls.save(taken, saved))
         transaction.count(counters.rows(state["stats"], {}))
         transaction.after_commit(lambda: self._add(part))
 
