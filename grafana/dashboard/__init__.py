@@ -7,6 +7,7 @@ from grafana_foundation_sdk.models.common import DataSourceRef
 from grafana_foundation_sdk.models.dashboard import Dashboard as DashboardModel
 from grafana_foundation_sdk.models.dashboard import DashboardCursorSync
 
+from . import call_log
 from .rows import ROWS
 from .variables import variables
 
@@ -52,6 +53,11 @@ def build() -> DashboardModel:
         for shown in row():
             builder.with_panel(shown)
     return conform(builder.build())
+
+
+def build_call_log() -> DashboardModel:
+    """Return the call log dashboard, of the call records in PostgreSQL."""
+    return conform(call_log.dashboard())
 
 
 def conform(model: DashboardModel) -> DashboardModel:
