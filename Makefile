@@ -54,12 +54,17 @@ test: system-deps current-prometheus lint unit
 screenshots: $(VENV)/.test-deps
 	STATUS_PAGE_SCREENSHOTS=docs $(BIN)/pytest -q tests/web/test_status_page.py -k screenshot
 
-# Benchmarks against a bare Bottle-on-waitress baseline; writes bench/RESULTS.md (bench/README.md).
+# Benchmarks against a bare Bottle-on-waitress baseline, and two replicas on PostgreSQL behind
+# haproxy against one exporter; writes bench/RESULTS.md (bench/README.md).
 bench: $(BIN)/sipgate-exporter
-	@command -v wrk >/dev/null 2>&1 || { \
+	@missing=""; command -v wrk >/dev/null 2>&1 || missing="wrk"; \
+	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	ls $(POSTGRES_PROGRAMS) >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-		echo "installing Debian package: wrk"; \
-		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq wrk; }
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq $$missing; \
+	fi
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
