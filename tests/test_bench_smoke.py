@@ -27,7 +27,7 @@ def _wrk_is_installed() -> None:
 
 
 # Rows per numbered section: webhook, scrape, memory, restart, expiry.
-ROWS_PER_SECTION = {"1": 20, "2": 2, "3": 4, "4": 2, "5": 7}
+ROWS_PER_SECTION = {"1": 20, "2": 2, "3": 4, "4": 2, "5": 7, "6": 3}
 
 
 def table_rows(markdown: str) -> dict[str, list[list[str]]]:
