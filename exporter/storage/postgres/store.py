@@ -321,7 +321,7 @@ def _configure(connection: Connection) -> None:
     # A lock wait is the only long wait a statement may meet, and it arms a timer only then.
     connection.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
     # The same few prepared statements, whose plans do not depend on their values: plan them
-    # once per connection (bench/RESULTS.md, "Replicas").
+    # once per connection (bench/RESULTS.md, "Replicas on PostgreSQL").
     connection.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)")
 
 
