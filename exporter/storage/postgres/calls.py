@@ -57,8 +57,9 @@ _DUE_DEBTS: Final = """
     ORDER BY party, line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
 # What a transaction changes in the calls, legs and debts, as parts of one statement that
-# takes one JSON document `d` (store.py joins the parts): one parameter, encoded in C, where
-# a parameter per column costs more than the statement's work (bench/RESULTS.md, "Replicas on PostgreSQL").
+# takes one JSON document `d` (store.py joins the parts): one parameter, encoded in C, where a
+# parameter per column costs more than the statement's work (bench/RESULTS.md, "Replicas on
+# PostgreSQL").
 WRITES: Final = (
     """ended AS (
         DELETE FROM sipgate_exporter.open_calls
