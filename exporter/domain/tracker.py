@@ -180,7 +180,9 @@ class CallTracker:
             self.stats.zeroed(),
             self.forward_grace,
             self.expire_after,
-            callbacks=Callbacks(self.callbacks.expire_after, self.callbacks.max_pending),
+            callbacks=Callbacks(
+                self.callbacks.expire_after, self.callbacks.max_pending, self.callbacks.key
+            ),
         )
         part.labels = self.labels.reporting_to(part._count_overflow)
         part.targets = self.targets
