@@ -161,10 +161,18 @@ def _check_state(
                 raise ConfigError(f"--{flag.name} applies to the call records of --state.url")
         return
     for flag in FLAGS:
-        if flag.field in _FILE_ONLY and (getattr(namespace, flag.field) or environ.get(flag.env)):
+        if flag.field not in _FILE_ONLY:
+            continue
+        if getattr(namespace, flag.field):
             raise ConfigError(
                 f"--{flag.name} and --state.url: the state is kept either in a file or in "
                 "PostgreSQL; set one"
+            )
+        if environ.get(flag.env):
+            raise ConfigError(
+                f"{flag.env} and --state.url: the state is kept either in a file or in "
+                f"PostgreSQL; set {flag.env} to empty (the container image sets "
+                "SIPGATE_EXPORTER_STATE_PATH)"
             )
     relays = ("relay_upstream_url", "relay_upstream_url_in", "relay_upstream_url_out")
     if any(field in values for field in relays):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from exporter.domain.callbacks import (
@@ -176,17 +177,15 @@ class CallTracker:
         """A tracker with this one's settings, labels and thresholds that holds only `calls`
         and callback `debts` (as `export_state` writes them) and counts from zero: for a
         store that keeps calls elsewhere and hands over a few at a time."""
+        # The store bounds its debts, not the part; they are opened in the order they began.
+        callbacks = Callbacks(self.callbacks.expire_after, sys.maxsize, self.callbacks.key)
         part = CallTracker(
-            self.stats.zeroed(),
-            self.forward_grace,
-            self.expire_after,
-            callbacks=Callbacks(
-                self.callbacks.expire_after, self.callbacks.max_pending, self.callbacks.key
-            ),
+            self.stats.zeroed(), self.forward_grace, self.expire_after, callbacks=callbacks
         )
         part.labels = self.labels.reporting_to(part._count_overflow)
         part.targets = self.targets
-        part._load(calls, {"key": self.callbacks.key.hex(), "debts": debts})
+        in_order = sorted(debts, key=itemgetter(2))
+        part._load(calls, {"key": self.callbacks.key.hex(), "debts": in_order})
         return part
 
     def _load(self, calls: list[Any], callbacks: dict[str, Any] | None) -> None:

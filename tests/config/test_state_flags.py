@@ -30,7 +30,11 @@ def test_the_replica_name_comes_from_the_flag_or_the_environment() -> None:
     ("argv", "environ", "message"),
     [
         ([f"--state.url={URL}", "--state.path=x.db"], {}, "--state.path and --state.url"),
-        ([f"--state.url={URL}"], {"SIPGATE_EXPORTER_STATE_PATH": "/data/x.db"}, "--state.path"),
+        (
+            [f"--state.url={URL}"],
+            {"SIPGATE_EXPORTER_STATE_PATH": "/data/x.db"},
+            "set SIPGATE_EXPORTER_STATE_PATH to empty",
+        ),
         ([f"--state.url={URL}", "--state.reset"], {}, "--state.reset and --state.url"),
         ([f"--state.url={URL}", "--state.sync=full"], {}, "--state.sync and --state.url"),
         (

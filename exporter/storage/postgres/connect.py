@@ -27,6 +27,13 @@ _KEEPALIVES: Final = (
     ("tcp_keepalives_interval", "5"),
     ("tcp_keepalives_count", "3"),
 )
+_CLIENT_KEEPALIVES: Final = (
+    ("keepalives", "1"),
+    ("keepalives_idle", "10"),
+    ("keepalives_interval", "5"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "10000"),
+)
 _PASSWORDS: Final = re.compile(r"://[^:@/?]*:([^@/?]*)@|[?&]password=([^&]*)")
 # libpq repeats the address it failed on, which the messages name already.
 _ADDRESS_PREFIX: Final = re.compile(
@@ -76,6 +83,11 @@ def connection_defaults(conninfo: str) -> dict[str, Any]:
         defaults["connect_timeout"] = CONNECT_TIMEOUT
     if "application_name" not in params and "PGAPPNAME" not in os.environ:
         defaults["application_name"] = APPLICATION_NAME
+    # This side's keepalives and a limit on unacknowledged data: a database host that vanished
+    # without closing the connection is noticed in seconds, not after TCP's 15 minutes.
+    for name, value in _CLIENT_KEEPALIVES:
+        if name not in params:
+            defaults[name] = value
     return defaults
 
 

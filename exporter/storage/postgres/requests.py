@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 from exporter.storage.postgres import counters
@@ -18,6 +19,7 @@ class SharedRequests(WebhookRequests):
         self._store = store
         # Requests that failed because the database did: counted by this process only.
         self._unkept: Counter[tuple[str, int]] = Counter()
+        self._unkept_lock = threading.Lock()
         store.on_reload(self._reload)
 
     def count(self, event: str, status: int) -> None:
@@ -25,8 +27,9 @@ class SharedRequests(WebhookRequests):
         one (a request that failed because the database did)."""
         transaction = self._store.recording()
         if transaction is None:
-            self._unkept[(event, status)] += 1
-            super().count(event, status)
+            with self._unkept_lock:
+                self._unkept[(event, status)] += 1
+                super().count(event, status)
             return
         transaction.count(
             [("requests", counters.labels([event, str(status)]), counters.VALUE, 1.0)]
@@ -47,7 +50,8 @@ class SharedRequests(WebhookRequests):
         )
 
     def _reload(self, state: State) -> None:
-        self.restore_state(state["requests"])
-        for (event, status), times in self._unkept.items():
-            for _ in range(times):
-                super().count(event, status)
+        with self._unkept_lock:
+            self.restore_state(state["requests"])
+            for (event, status), times in self._unkept.items():
+                for _ in range(times):
+                    super().count(event, status)

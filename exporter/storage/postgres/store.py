@@ -51,9 +51,10 @@ _RETRYABLE: Final = (errors.DeadlockDetected, errors.SerializationFailure, error
 TRIES: Final = 3
 # How long a request waits for a free connection before it is refused.
 POOL_TIMEOUT: Final = 2.0
-# A statement that waits longer for a lock (held by a replica that vanished, say) is refused:
-# sipgate gives up after about 10 s.
+# A statement that waits longer for a lock (held by a replica that vanished, say), or at all
+# (a database that stopped answering), is refused: sipgate gives up after about 10 s.
 LOCK_TIMEOUT: Final = "5s"
+STATEMENT_TIMEOUT: Final = "8s"
 GAUGES_LOCK: Final = advisory_key("gauges")
 CALLBACK_KEY: Final = "callback_key"
 DEFAULT_RECORDS_RETENTION: Final = 30 * 86400.0
@@ -154,7 +155,8 @@ class PostgresStore:
         self._pool = ConnectionPool(
             url,
             min_size=1,
-            max_size=workers + 2,
+            # The webhook's workers, the sweeper, and the metrics server's two threads.
+            max_size=workers + 3,
             kwargs={"autocommit": True, **connection_defaults(url)},
             configure=_configure,
             open=True,
@@ -187,6 +189,7 @@ class PostgresStore:
         """Run `apply` in a transaction and commit it; raise StateUnavailableError, having
         changed nothing, if the database cannot be reached or refuses."""
         conflicts = 0
+        failure: Exception | None = None
         # Each broken connection the pool still holds may fail one try, before any commit.
         for _ in range(self._workers + TRIES):
             try:
@@ -196,15 +199,20 @@ class PostgresStore:
                     transaction.committed()
                 return result
             except _Uncommitted as uncommitted:
-                failure: Exception = uncommitted.error
-            except _RETRYABLE as error:
-                conflicts += 1
-                if conflicts == TRIES:
-                    raise self._failed(error) from None
-                failure = error
-            except (psycopg.Error, PoolTimeout) as error:
+                failure = uncommitted.error
+                if isinstance(failure, _RETRYABLE):
+                    conflicts += 1
+                    if conflicts < TRIES:
+                        continue
+                elif uncommitted.broken:
+                    continue
+                raise self._failed(failure) from None
+            except PoolTimeout as error:
                 raise self._failed(error) from None
-        raise self._failed(failure)
+            except psycopg.Error as error:
+                # The commit failed on its way: it may have gone through.
+                raise self._failed(error, maybe_committed=True) from None
+        raise self._failed(failure or RuntimeError("no try was made"))
 
     def maintain(self, export: Callable[[], State]) -> None:
         """Keep the replica's claim and last-seen time, take the gauges when nobody does, and
@@ -252,10 +260,11 @@ class PostgresStore:
                         self._local.transaction = None
                     transaction.flush(self.replica, self._shard())
                     committing = True
-            except psycopg.OperationalError as error:
-                # Lost before the commit was sent: nothing was written, another try is safe.
-                if not committing and connection.broken:
-                    raise _Uncommitted(error) from error
+            except psycopg.Error as error:
+                # Before the commit was sent nothing was written: on a broken connection,
+                # another try is safe.
+                if not committing:
+                    raise _Uncommitted(error, connection.broken) from error
                 raise
         return transaction, result
 
@@ -278,9 +287,9 @@ class PostgresStore:
             self._stale = False
         log.info("counters of replica %s read again from the state database", self.replica)
 
-    def _failed(self, error: Exception) -> StateUnavailableError:
-        # A commit that failed may have gone through: read the counters again to be sure.
-        self._stale = True
+    def _failed(self, error: Exception, maybe_committed: bool = False) -> StateUnavailableError:
+        if maybe_committed:
+            self._stale = True  # read the counters again, to be sure
         unavailable = self._unavailable(error)
         self.health.failed(DATABASE, unavailable)
         return unavailable
@@ -306,6 +315,8 @@ class PostgresStore:
         """Claim the replica's name again on a new session, the last one being lost; raise
         StateError if the database cannot be reached or another replica took the name."""
         self.leader = False  # the gauges lock went with the session
+        with contextlib.suppress(psycopg.Error):
+            self._claim.close()  # a session still alive would keep the name
         claim = connect(self._url)
         try:
             claim_replica(claim, self.replica)
@@ -318,8 +329,8 @@ class PostgresStore:
 
 def _configure(connection: Connection) -> None:
     configure_session(connection)
-    # A lock wait is the only long wait a statement may meet, and it arms a timer only then.
     connection.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
+    connection.execute("SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,))
     # The same few prepared statements, whose plans do not depend on their values: plan them
     # once per connection (bench/RESULTS.md, "Replicas on PostgreSQL").
     connection.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)")
@@ -339,11 +350,13 @@ def _callback_key(connection: Connection) -> bytes:
 
 
 class _Uncommitted(Exception):  # noqa: N818 -- a verdict on a transaction, not its failure
-    """A transaction's connection failed before its commit was sent: nothing was written."""
+    """A transaction failed before its commit was sent: nothing was written; `broken` when
+    its connection was lost."""
 
-    def __init__(self, error: psycopg.OperationalError) -> None:
+    def __init__(self, error: psycopg.Error, broken: bool) -> None:
         super().__init__(str(error))
         self.error = error
+        self.broken = broken
 
 
 class _Gate:
