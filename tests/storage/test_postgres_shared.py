@@ -244,6 +244,9 @@ def test_call_records_keep_numbers_masked_or_not_at_all(
     a.post(hangup("c1", cause="cancel"))
     [record] = call_records(state_url)
     assert record["caller"] == shown
+    with psycopg.connect(state_url, autocommit=True) as connection:
+        row = connection.execute("SELECT party IS NOT NULL FROM sipgate_exporter.calls").fetchone()
+    assert row == (numbers != "none",), "without numbers, no hash of them either"
 
 
 def test_call_records_older_than_their_retention_are_deleted(
@@ -256,3 +259,25 @@ def test_call_records_older_than_their_retention_are_deleted(
     time.sleep(1.2)
     a.sweep()  # takes the gauges lock, and with it the clean-up
     assert call_records(state_url) == []
+
+
+def test_histograms_counted_in_other_buckets_start_from_zero(
+    replicas: Replicas, state_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = replicas.start("a")
+    a.post(new_call("c1", "in"))
+    a.post(answer("c1"))
+    a.post(hangup("c1"))
+    replicas.stop(a)
+    with psycopg.connect(state_url, autocommit=True) as connection:
+        connection.execute("UPDATE sipgate_exporter.replicas SET buckets = '[[1], [2], [3]]'")
+    again = replicas.start("a")
+    samples = again.samples()
+    assert total(samples, "sipgate_call_wait_seconds_count") == 0
+    assert total(samples, "sipgate_call_duration_seconds_count") == 0
+    assert total(samples, "sipgate_calls_ended_total") == 1, "counters are kept"
+    assert "buckets changed since its counts were kept" in caplog.text
+    replicas.stop(again)
+    kept = replicas.start("a")
+    assert total(kept.samples(), "sipgate_calls_ended_total") == 1
+    assert caplog.text.count("buckets changed") == 1, "said once, when they changed"

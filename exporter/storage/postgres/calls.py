@@ -101,11 +101,12 @@ WRITES: Final = (
         )
         SELECT r.call_id, to_timestamp(r.started_at), to_timestamp(r.ended_at), r.direction,
             r.line, r.team, r.user_name, r.outcome, r.wait_seconds, r.talk_seconds,
-            r.hangup_cause, o.caller, o.callee, o.party
+            r.hangup_cause, o.caller, o.callee, CASE WHEN r.keep_party THEN o.party END
         FROM doc, jsonb_to_recordset(d -> 'records') AS r(
             call_id text, started_at double precision, ended_at double precision,
             direction text, line text, team text, user_name text, outcome text,
-            wait_seconds double precision, talk_seconds double precision, hangup_cause text
+            wait_seconds double precision, talk_seconds double precision, hangup_cause text,
+            keep_party boolean
         )
         JOIN sipgate_exporter.open_calls o ON o.call_id = r.call_id
     )""",
@@ -180,6 +181,9 @@ class Saved:
     at: float  # when, in unix seconds
     numbers: Mapping[str, tuple[str | None, str | None]]  # caller and callee of new calls
     cause: str | None = None  # the hangup cause that ended a call, if one did
+    # Whether call records keep the hash of the other party's number, which matches them with
+    # the callbacks owed; not when they keep no numbers at all.
+    keep_party: bool = True
 
 
 def save(before: Taken, saved: Saved) -> dict[str, list[Any]]:
@@ -250,6 +254,7 @@ def _ended_row(record: Sequence[Any], call: EndedCall, saved: Saved) -> dict[str
         "wait_seconds": call.wait,
         "talk_seconds": call.duration,
         "hangup_cause": saved.cause or field["last_cause"],
+        "keep_party": saved.keep_party,
     }
 
 

@@ -44,6 +44,30 @@ READ = """
 """
 
 
+_BUCKETS_OF: Final = "SELECT buckets FROM sipgate_exporter.replicas WHERE name = %s"
+_SET_BUCKETS: Final = "UPDATE sipgate_exporter.replicas SET buckets = %s WHERE name = %s"
+_DROP_HISTOGRAMS: Final = (
+    "DELETE FROM sipgate_exporter.counters WHERE replica = %s AND name = ANY(%s)"
+)
+
+
+def keep_buckets(connection: Connection, replica: str, empty: Statistics) -> bool:
+    """Note the histograms' buckets of `empty` as the replica's; if its rows were counted in
+    other buckets, delete its histogram rows first (as a state file's are dropped). True if
+    it deleted them."""
+    buckets = [empty.wait_buckets, empty.duration_buckets, empty.callback_delay_buckets]
+    current = json.dumps(buckets)
+    with connection.transaction():
+        row = connection.execute(_BUCKETS_OF, (replica,)).fetchone()
+        stored = row[0] if row else None
+        dropped = stored is not None and stored != current
+        if dropped:
+            connection.execute(_DROP_HISTOGRAMS, (replica, list(_HISTOGRAMS)))
+        if stored != current:
+            connection.execute(_SET_BUCKETS, (current, replica))
+    return dropped
+
+
 def rows(stats: dict[str, Any], requests: dict[str, Any]) -> list[Row]:
     """The non-zero rows of `Statistics.to_dict()` and `WebhookRequests.export_state()`."""
     found: list[Row] = []

@@ -33,6 +33,7 @@ from exporter.storage.postgres.connect import (
     connect,
     connection_defaults,
     describe,
+    failure,
     fetch_value,
     reason,
 )
@@ -148,10 +149,16 @@ class PostgresStore:
         self.where = describe(self._claim)
         try:
             claim_replica(self._claim, replica)
-            self.callback_key = _callback_key(self._claim)
+            self.callback_key, dropped = self._set_up(replica, empty)
         except BaseException:
             self._claim.close()
             raise
+        if dropped:
+            log.warning(
+                "replica %s: the histograms' buckets changed since its counts were kept; "
+                "its wait, talk time and callback delay histograms start from zero",
+                replica,
+            )
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -162,6 +169,14 @@ class PostgresStore:
             open=True,
             name="sipgate-exporter",
         )
+
+    def _set_up(self, replica: str, empty: Statistics) -> tuple[bytes, bool]:
+        """The callers' hashes' key, and whether the replica's histograms were dropped."""
+        try:
+            key = _callback_key(self._claim)
+            return key, counters.keep_buckets(self._claim, replica, empty)
+        except psycopg.Error as error:
+            raise failure(f"cannot set up replica {replica} on", self.where, error) from None
 
     def current(self) -> Transaction:
         """The transaction of the entry this thread records now."""

@@ -134,7 +134,8 @@ class SharedTracker(CallTracker):
         transaction = self._store.current()
         state = part.export_state()
         debts = state["callbacks"]["debts"]
-        saved = calls.Saved(state["calls"], debts, ended, at, numbers, cause)
+        keep_party = self._numbers != NONE
+        saved = calls.Saved(state["calls"], debts, ended, at, numbers, cause, keep_party)
         transaction.write(calls.save(taken, saved))
         transaction.count(counters.rows(state["stats"], {}))
         transaction.after_commit(lambda: self._add(part))
