@@ -281,3 +281,14 @@ def test_histograms_counted_in_other_buckets_start_from_zero(
     kept = replicas.start("a")
     assert total(kept.samples(), "sipgate_calls_ended_total") == 1
     assert caplog.text.count("buckets changed") == 1, "said once, when they changed"
+
+
+def test_counters_read_again_keep_this_processs_request_times(replicas: Replicas) -> None:
+    a = replicas.start("a")
+    a.post(new_call("c1", "in"))
+    a.recorder.requests.observe(0.01)
+    a.store._stale = True  # as after a commit whose outcome was unknown
+    a.sweep()
+    samples = a.samples()
+    assert value(samples, "sipgate_webhook_request_duration_seconds_count") == 1
+    assert value(samples, "sipgate_webhook_requests_total", event="newCall", code="200") == 1

@@ -51,7 +51,10 @@ class SharedRequests(WebhookRequests):
 
     def _reload(self, state: State) -> None:
         with self._unkept_lock:
+            durations = self.read().duration  # this process's own, not in the database
             self.restore_state(state["requests"])
+            with self._lock:
+                self._duration = durations
             for (event, status), times in self._unkept.items():
                 for _ in range(times):
                     super().count(event, status)
