@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Final
+
+from tests.http_helpers import try_fetch, wait_for
 
 REPO: Final = Path(__file__).resolve().parent.parent
 CONFIG: Final = REPO / "haproxy" / "haproxy.cfg"
@@ -38,20 +39,15 @@ def running_haproxy(workdir: Path, port: int, servers: Sequence[int]) -> Iterato
             [program, "-db", "-f", str(config)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
         )
     try:
-        _wait_ready(process, f"http://{HOST}:{port}/-/ready")
+        wait_for(partial(_ready, process, f"http://{HOST}:{port}/-/ready"), START_TIMEOUT)
         yield
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"haproxy exited with {process.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as reply:
-            if reply.status == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"no server ready behind haproxy after {START_TIMEOUT:.0f}s")
+def _ready(process: subprocess.Popen[bytes], url: str) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"haproxy exited with {process.returncode}")
+    reply = try_fetch(url)
+    return reply is not None and reply.status == 200

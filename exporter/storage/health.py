@@ -1,7 +1,8 @@
 """Whether a store can write now: failed writes counted, and logged once per episode.
 
-An episode starts with the first failed write of a part (the journal, or snapshots) and ends
-with the next write of that part that works; a full disk that is freed again ends it by itself.
+An episode starts with the first failed write of a part (the journal or snapshots of a state
+file, or the shared database) and ends with the next write of that part that works; a full disk
+that is freed again, or a database that answers again, ends it by itself.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Every change to the state passes through `Store.record` as an `Entry`: the store keeps the
 entry and applies the change in one step, in one order, so that what a restart replays is
 exactly what was applied. The embedded store (exporter/storage/sqlite.py) journals entries and
-writes snapshots; a shared one would commit the entry and its effect in one transaction.
+writes snapshots; the shared one (exporter/storage/postgres/) commits each entry's effect in
+one transaction.
 """
 
 from __future__ import annotations

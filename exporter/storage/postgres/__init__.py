@@ -1,11 +1,9 @@
-"""The shared store: several exporters keeping one state in PostgreSQL (in progress, issue 16).
+"""The shared store: several exporters keeping one state in PostgreSQL.
 
-So far: connections (connect.py), the versioned schema `sipgate_exporter` (schema.py), the
-replica claim (replica.py) and `sipgate-exporter state migrate` (command.py). The design the
-tables to come serve: each event is one transaction that locks its call's row (FOR UPDATE),
-applies the domain tracker and writes the call and the counters it moved; counters are kept
-per replica, and each replica exposes only its own rows, so that sums over `instance` count
-every event once; gauges (calls in progress, callbacks owed) come from one leader replica,
-the holder of an advisory lock; sweeps of forward graces and expiry take their calls with
-FOR UPDATE SKIP LOCKED, so that each call ends once, on whichever replica gets there first.
+store.py runs each entry's effect in one transaction and keeps this replica's claim;
+tracker.py and requests.py are the call tracker and the request counts on it; calls.py and
+counters.py read and write the rows of calls, legs, debts, call records and counters;
+schema.py holds the numbered migrations of the schema `sipgate_exporter`, replica.py the claim
+on a replica's name, connect.py the connections, command.py `sipgate-exporter state migrate`.
+README.md, "Running several replicas", gives the operator's view.
 """

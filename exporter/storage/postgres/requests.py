@@ -51,10 +51,9 @@ class SharedRequests(WebhookRequests):
 
     def _reload(self, state: State) -> None:
         with self._unkept_lock:
-            durations = self.read().duration  # this process's own, not in the database
+            durations = self.read().duration
             self.restore_state(state["requests"])
-            with self._lock:
+            with self._lock:  # what only this process keeps, added back
                 self._duration = durations
-            for (event, status), times in self._unkept.items():
-                for _ in range(times):
-                    super().count(event, status)
+                for (event, status), times in self._unkept.items():
+                    self._requests[(event, str(status))] += times
