@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Final
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus
 
 import pytest
 from hypothesis import given
@@ -312,6 +312,28 @@ def test_any_body_is_an_event_or_an_invalid_event_error(
         assert not too_many
         assert utf8
         assert isinstance(outcome, NewCall | Answer | Hangup | Dtmf | UnknownEvent)
+
+
+encoded = st.lists(
+    st.sampled_from((b"a", b"=", b"+", b"%", b"%2B", b"%3D", b"%C3%BC", b"%ff", b"\xc3\xbc"))
+    | st.binary(max_size=3),
+    max_size=5,
+).map(b"".join)
+dtmf_field = st.tuples(st.sampled_from((b"dtmf", b"dtmf=", b"callId=", b"d%74mf=")), encoded)
+
+
+@given(st.lists(dtmf_field.map(b"".join) | encoded, max_size=5).map(b"&".join))
+def test_fields_decode_as_the_standard_library_decodes_them(fields: bytes) -> None:
+    body = b"event=dtmf&callId=1&" + fields
+    try:
+        expected = dict(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
+    except UnicodeError:
+        with pytest.raises(InvalidEventError, match="not valid UTF-8"):
+            parse_event(body)
+        return
+    if not expected["callId"]:
+        return  # refused for the empty callId, not for its encoding
+    assert parse_event(body) == Dtmf(expected["callId"], expected.get("dtmf", ""))
 
 
 FORM_NAMES: Final = {
