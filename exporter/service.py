@@ -24,6 +24,7 @@ from exporter.metrics import create_registry, new_relay_stats, new_requests, new
 from exporter.recorder import Recorder
 from exporter.relay.relay import Relay, RelaySettings
 from exporter.relay.replies import RelayReplies
+from exporter.relay.upstream import Post, post
 from exporter.storage.sqlite import SqliteStore
 from exporter.storage.store import MemoryStore, Store
 from exporter.web.app import create_app, create_metrics_app
@@ -100,8 +101,11 @@ def open_shared(config: Config) -> PostgresStore | None:
     return store
 
 
-def build_relay(config: Config) -> Relay | None:
-    """The relay to the upstream application, or None when relay mode is off."""
+def build_relay(
+    config: Config, shared: PostgresStore | None = None, send: Post = post
+) -> Relay | None:
+    """The relay to the upstream application, sending with `send`, or None when relay mode
+    is off; with `shared`, the follow-up URLs are kept in the state database."""
     upstreams = {
         direction: url
         for direction, url in (
@@ -119,7 +123,12 @@ def build_relay(config: Config) -> Relay | None:
         max_calls=config.max_open_calls,
         expire_after=config.expire_after,
     )
-    return Relay(settings, new_relay_stats())
+    if shared is None:
+        return Relay(settings, new_relay_stats(), send=send)
+    from exporter.storage.postgres.follow_ups import SharedFollowUps  # as in open_shared
+
+    follow_ups = SharedFollowUps(shared, config.max_open_calls, config.expire_after)
+    return Relay(settings, new_relay_stats(), send=send, follow_ups=follow_ups)
 
 
 def open_store(config: Config) -> Store:
@@ -268,7 +277,7 @@ def serve(config: Config) -> int:
     except StateError as error:
         log.error("%s", error)
         return 1
-    relay = build_relay(config)
+    relay = build_relay(config, shared)
     try:
         server, sweeper = build_server(config, recorder, relay, reloader)
     except ListenError as error:

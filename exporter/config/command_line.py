@@ -174,12 +174,6 @@ def _check_state(
                 f"PostgreSQL; set {flag.env} to empty (the container image sets "
                 "SIPGATE_EXPORTER_STATE_PATH)"
             )
-    relays = ("relay_upstream_url", "relay_upstream_url_in", "relay_upstream_url_out")
-    if any(field in values for field in relays):
-        raise ConfigError(
-            "--relay.upstream-url and --state.url: relay mode keeps the upstream's follow-up "
-            "URLs in one process, so it cannot run on several replicas yet"
-        )
     values["state_path"] = None
 
 

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -33,7 +33,8 @@ from exporter.domain.events import (
     NewCall,
 )
 from exporter.domain.statistics import Histogram
-from exporter.errors import InvalidReplyError, UpstreamError
+from exporter.errors import InvalidReplyError, StateError, UpstreamError
+from exporter.relay.follow_ups import FollowUpMemory, LocalFollowUps
 from exporter.relay.reply import FollowUps, rewrite_reply
 from exporter.relay.upstream import ERROR, MAX_REPLY_BYTES, TIMEOUT, Incoming, Post, post
 
@@ -98,14 +99,17 @@ class Relay:
         stats: RelayStats,
         clock: Callable[[], float] = time.monotonic,
         send: Post = post,
+        follow_ups: FollowUpMemory | None = None,
     ) -> None:
+        """A relay keeping follow-ups in `follow_ups`, in this process's memory by default."""
         self.settings = settings
         self._stats = stats
         self._clock = clock
         self._send = send
         self._lock = threading.Lock()
-        # callId -> (follow-ups, expiry); ordered by insertion, so the oldest is first.
-        self._calls: OrderedDict[str, tuple[FollowUps, float]] = OrderedDict()
+        if follow_ups is None:
+            follow_ups = LocalFollowUps(settings.max_calls, settings.expire_after, clock)
+        self._follow_ups = follow_ups
         # One queue per worker and each call always on the same one: a call's events stay in order.
         size = max(1, settings.queue_size // settings.workers)
         self._queues = [queue.Queue[_Job | None](size) for _ in range(settings.workers)]
@@ -123,7 +127,7 @@ class Relay:
             return None
         reply, follow_ups = self._ask(NEW_CALL, url, incoming, own_url)
         if follow_ups:
-            self._remember(event.call_id, follow_ups)
+            self._remember(NEW_CALL, event.call_id, follow_ups)
         return reply
 
     def dtmf(self, event: Dtmf, incoming: Incoming, own_url: str) -> bytes | None:
@@ -132,15 +136,17 @@ class Relay:
         Like newCall and unlike answer and hangup, sipgate acts on the reply to `onData` (an
         IVR answers a key press with <Dial> or another <Gather>), so it is relayed at once.
         """
-        with self._lock:
-            entry = self._calls.get(event.call_id)
-        url = entry[0].on_data if entry is not None else None
-        if url is None:
+        try:
+            before = self._follow_ups.get(event.call_id)
+        except StateError as error:
+            self._state_failed(DTMF, error)
             return None
-        reply, follow_ups = self._ask(DTMF, url, incoming, own_url)
+        if before is None or before.on_data is None:
+            return None
+        reply, follow_ups = self._ask(DTMF, before.on_data, incoming, own_url)
         if reply is not None:
-            before = entry[0] if entry is not None else FollowUps()
             self._remember(
+                DTMF,
                 event.call_id,
                 FollowUps(
                     on_answer=follow_ups.on_answer or before.on_answer,
@@ -183,15 +189,18 @@ class Relay:
         """Queue answer or hangup for the URL the upstream asked for; never blocks."""
         if not isinstance(event, Answer | Hangup):
             return
-        with self._lock:
-            entry = self._calls.get(event.call_id)
-            if entry is not None and isinstance(event, Hangup):
-                # A leg's hangup is its last event: its entry ends here.
-                del self._calls[event.call_id]
-        url = entry[0].url_for(event) if entry is not None else None
+        label = _label(event)
+        # A leg's hangup is its last event: its entry ends here.
+        find = self._follow_ups.pop if isinstance(event, Hangup) else self._follow_ups.get
+        try:
+            kept = find(event.call_id)
+        except StateError as error:
+            self._count(label, DROPPED)
+            self._state_failed(label, error)
+            return
+        url = kept.url_for(event) if kept is not None else None
         if url is None:
             return
-        label = _label(event)
         jobs = self._queues[hash(event.call_id) % len(self._queues)]
         try:
             jobs.put_nowait(_Job(label, url, incoming))
@@ -201,16 +210,11 @@ class Relay:
 
     def sweep(self) -> int:
         """Forget the follow-ups of calls that saw no hangup in time; return how many."""
-        now = self._clock()
-        forgotten = 0
-        with self._lock:
-            while self._calls:
-                _, (_, expires) = next(iter(self._calls.items()))
-                if expires > now:
-                    break
-                self._calls.popitem(last=False)
-                forgotten += 1
-        return forgotten
+        try:
+            return self._follow_ups.sweep()
+        except StateError as error:
+            log.debug("relay follow-ups not swept: %s", error)  # the store logs the outage
+            return 0
 
     def snapshot(self) -> RelayStats:
         """A consistent copy of the relay's counters."""
@@ -220,7 +224,7 @@ class Relay:
     @property
     def remembered_calls(self) -> int:
         """Number of calls whose follow-up URLs are kept."""
-        return len(self._calls)
+        return len(self._follow_ups)
 
     def start(self) -> None:
         """Start the workers that relay follow-up events."""
@@ -239,13 +243,12 @@ class Relay:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _remember(self, call_id: str, follow_ups: FollowUps) -> None:
-        expires = self._clock() + self.settings.expire_after
-        with self._lock:
-            self._calls[call_id] = (follow_ups, expires)
-            self._calls.move_to_end(call_id)
-            while len(self._calls) > self.settings.max_calls:
-                self._calls.popitem(last=False)
+    def _remember(self, label: str, call_id: str, follow_ups: FollowUps) -> None:
+        try:
+            self._follow_ups.remember(call_id, follow_ups)
+        except StateError as error:
+            # sipgate gets the upstream's reply all the same; the follow-ups reach only us.
+            self._state_failed(label, error)
 
     def _work(self, jobs: queue.Queue[_Job | None]) -> None:
         while not self._stopping.is_set():
@@ -289,14 +292,20 @@ class Relay:
                 self._stats.observe(event, seconds)
 
     def _warn(self, event: str, outcome: str, url: str, message: str) -> None:
-        # Once per kind at warning; the host only, since the URL may carry credentials.
-        kind = f"{event}/{outcome}"
+        # The host only, since the URL may carry credentials.
+        host = urlsplit(url).hostname or "?"
+        message = f"relaying {event} to upstream {host} failed ({outcome}): {message}"
+        self._warn_once(f"{event}/{outcome}", message)
+
+    def _state_failed(self, event: str, error: StateError) -> None:
+        self._warn_once(f"{event}/state", f"{event} not relayed in full: {error}")
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        # At warning the first time, so that a failing upstream cannot flood the log.
         with self._lock:
             first = kind not in self._warned
             self._warned.add(kind)
-        level = logging.WARNING if first else logging.DEBUG
-        host = urlsplit(url).hostname or "?"
-        log.log(level, "relaying %s to upstream %s failed (%s): %s", event, host, outcome, message)
+        log.log(logging.WARNING if first else logging.DEBUG, "%s", message)
 
 
 def _label(event: Answer | Hangup) -> str:

@@ -37,11 +37,6 @@ def test_the_replica_name_comes_from_the_flag_or_the_environment() -> None:
         ),
         ([f"--state.url={URL}", "--state.reset"], {}, "--state.reset and --state.url"),
         ([f"--state.url={URL}", "--state.sync=full"], {}, "--state.sync and --state.url"),
-        (
-            [f"--state.url={URL}", "--relay.upstream-url=http://app.example/hook"],
-            {},
-            "relay mode keeps the upstream's follow-up URLs in one process",
-        ),
         (["--state.url=mysql://db.example/sipgate"], {}, "--state.url: expected a URL like"),
         ([f"--state.url={URL}", "--state.replica=two words"], {}, "invalid replica name"),
         (["--state.call-records-numbers=masked"], {}, "applies to the call records of --state.url"),

@@ -21,6 +21,7 @@ from exporter.domain.tracker import CallTracker
 from exporter.errors import ConfigError, InvalidReplyError
 from exporter.metrics import create_registry, new_relay_stats, new_requests, new_statistics
 from exporter.recorder import Recorder
+from exporter.relay.follow_ups import LocalFollowUps
 from exporter.relay.relay import EVENTS, OUTCOMES, Relay, RelaySettings
 from exporter.relay.reply import FollowUps, parse_reply, rewrite_reply
 from exporter.relay.upstream import Incoming
@@ -208,25 +209,30 @@ def fake_upstream(reply: bytes) -> Callable[..., tuple[int, bytes]]:
     return send
 
 
-def subscribing_relay(clock: FakeClock, **settings: Any) -> Relay:
+def subscribing_relay(clock: FakeClock, follow_ups: LocalFollowUps | None = None) -> Relay:
     reply = b'<Response onHangup="http://crm.example.com/h"/>'
     upstreams = {"in": "http://crm.example.com/"}
-    return Relay(
-        RelaySettings(upstreams, **settings), new_relay_stats(), clock, fake_upstream(reply)
-    )
+    send = fake_upstream(reply)
+    return Relay(RelaySettings(upstreams), new_relay_stats(), clock, send, follow_ups)
+
+
+def kept(follow_ups: LocalFollowUps, *call_ids: str) -> list[str]:
+    return [call_id for call_id in call_ids if follow_ups.get(call_id) is not None]
 
 
 def test_remembered_calls_are_capped_oldest_first(clock: FakeClock) -> None:
-    relay = subscribing_relay(clock, max_calls=2)
+    follow_ups = LocalFollowUps(max_calls=2, expire_after=3600.0, clock=clock)
+    relay = subscribing_relay(clock, follow_ups)
     for call_id in ("a", "b", "c"):
         relay.new_call(NewCall(call_id, "in"), Incoming(b""), OWN_URL)
 
     assert relay.remembered_calls == 2
-    assert relay._calls.keys() == {"b", "c"}
+    assert kept(follow_ups, "a", "b", "c") == ["b", "c"]
 
 
 def test_remembered_calls_expire_like_calls(clock: FakeClock) -> None:
-    relay = subscribing_relay(clock, expire_after=60.0)
+    follow_ups = LocalFollowUps(max_calls=10, expire_after=60.0, clock=clock)
+    relay = subscribing_relay(clock, follow_ups)
     relay.new_call(NewCall("a", "in"), Incoming(b""), OWN_URL)
     clock.advance(30)
     relay.new_call(NewCall("b", "in"), Incoming(b""), OWN_URL)
@@ -234,7 +240,7 @@ def test_remembered_calls_expire_like_calls(clock: FakeClock) -> None:
     assert relay.sweep() == 0
     clock.advance(31)
     assert relay.sweep() == 1
-    assert relay._calls.keys() == {"b"}
+    assert kept(follow_ups, "a", "b") == ["b"]
 
 
 def test_an_unexpected_failure_still_gives_sipgate_a_reply(clock: FakeClock) -> None:

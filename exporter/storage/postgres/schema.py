@@ -113,6 +113,21 @@ MIGRATIONS: Final = (
             "CREATE INDEX calls_party ON sipgate_exporter.calls (party, line)",
         ),
     ),
+    Migration(
+        3,
+        "relay mode's follow-up URLs, by call",
+        (
+            """CREATE TABLE sipgate_exporter.relay_follow_ups (
+                call_id text PRIMARY KEY,
+                on_answer text,
+                on_hangup text,
+                on_data text,
+                expires_at timestamptz NOT NULL
+            )""",
+            """CREATE INDEX relay_follow_ups_expires_at
+                ON sipgate_exporter.relay_follow_ups (expires_at)""",
+        ),
+    ),
 )
 
 
