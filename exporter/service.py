@@ -69,6 +69,7 @@ def build_tracker(config: Config, shared: PostgresStore | None = None) -> CallTr
             new_statistics(),
             config.forward_grace,
             config.expire_after,
+            config.max_open_calls,
             targets=targets,
             callbacks=callbacks,
             numbers=config.call_records_numbers,

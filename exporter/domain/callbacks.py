@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -129,6 +129,10 @@ class Callbacks:
         while since and next(iter(since.values())) <= cutoff:
             closed.append(self._close(next(iter(since)), EXPIRED, None))
         return tuple(closed)
+
+    def drop(self, debts: Iterable[tuple[Digest, str]]) -> tuple[ClosedDebt, ...]:
+        """Close those of `debts` (hash, line) still owed as dropped: a store's bound."""
+        return tuple(self._close(debt, DROPPED, None) for debt in debts if debt in self._since)
 
     def pending_by_line(self) -> Counter[str]:
         """Numbers owed a callback now, by line; a line once owed stays, at 0, until a restore."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -146,6 +147,22 @@ class CallTracker:
                     break
                 ended.append(self._end(oldest, EXPIRED))
             self._count_debts(self.callbacks.expire(now))
+        return tuple(ended)
+
+    def evict(
+        self, call_ids: Iterable[str], debts: Iterable[tuple[bytes, str]] = ()
+    ) -> tuple[EndedCall, ...]:
+        """End those of `call_ids` still in progress as expired and close those of the callback
+        `debts` (hash, line) still owed, counted as `max_open` and `max_pending` count what
+        they push out: for a store that keeps the bounds itself."""
+        with self._lock:
+            ended = []
+            for call_id in call_ids:
+                call = self._calls.get(call_id)
+                if call is not None:
+                    self.stats.evicted += 1
+                    ended.append(self._end(call, EXPIRED))
+            self._count_debts(self.callbacks.drop(debts))
         return tuple(ended)
 
     def read(self) -> Reading:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from exporter.domain.callbacks import Callbacks
+from exporter.domain.events import NewCall
 from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
 
@@ -34,3 +35,20 @@ def test_a_part_counts_from_zero_with_the_trackers_key() -> None:
     part = whole.part([], [])
     assert part.stats.dtmf_events == 0
     assert part.callbacks.key == whole.callbacks.key
+
+
+def test_a_store_bounding_its_tables_evicts_calls_and_drops_debts_as_the_caps_count_them() -> None:
+    whole = tracker()
+    whole.handle(NewCall("kept", "in", from_number="4930123"), 1.0)
+    whole.handle(NewCall("evicted", "in", from_number="4930124"), 2.0)
+    calls = whole.export_state()["calls"]
+    debts = [[PARTY, "line", 990.0], ["bb" * 16, "line", 991.0]]
+    part = whole.part(calls, debts)
+
+    ended = part.evict(["evicted", "unknown"], [(bytes.fromhex(PARTY), "line")])
+
+    assert [(call.call_id, call.outcome) for call in ended] == [("evicted", "expired")]
+    assert part.open_calls == 1
+    assert part.stats.evicted == 1
+    assert part.stats.callbacks_dropped == 1
+    assert [debt[0] for debt in part.callbacks.export_state()["debts"]] == ["bb" * 16]

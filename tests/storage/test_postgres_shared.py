@@ -147,6 +147,37 @@ def test_a_missed_caller_called_back_from_another_replica_is_settled_once(
     assert summed((a, b), "sipgate_callback_delay_seconds_count") == 1
 
 
+def test_the_replica_holding_the_gauges_bounds_calls_and_debts_in_progress(
+    replicas: Replicas,
+) -> None:
+    flags = ("--calls.max-open=3", "--callbacks.max-pending=2")
+    a, b = replicas.start("a", *flags), replicas.start("b", *flags)
+    a.sweep()
+    assert a.store.leader
+    for number in range(4):  # four missed callers: four debts
+        caller = f"49301234{number:04d}"
+        a.post(new_call(f"missed-{number}", "in", caller=caller))
+        b.post(hangup(f"missed-{number}", cause="cancel"))
+    for number in range(5):  # five calls that never end
+        (a if number % 2 else b).post(new_call(f"open-{number}", "in"))
+    b.sweep()  # not the holder of the gauges: bounds nothing
+    assert summed((a, b), "sipgate_calls_evicted_total") == 0
+
+    a.sweep()
+
+    assert summed((a, b), "sipgate_calls_active") == 3
+    assert summed((a, b), "sipgate_calls_evicted_total") == 2
+    assert summed((a, b), "sipgate_calls_ended_total", outcome="expired") == 2
+    assert summed((a, b), "sipgate_callbacks_pending") == 2
+    assert summed((a, b), "sipgate_callbacks_dropped_total") == 2
+    with a.store.connection() as connection:
+        left = connection.execute(
+            "SELECT call_id FROM sipgate_exporter.open_calls ORDER BY call_id"
+        ).fetchall()
+    assert [row[0] for row in left] == ["open-2", "open-3", "open-4"]  # the oldest went
+    assert_invariant([*a.samples(), *b.samples()])
+
+
 def test_an_unreachable_database_refuses_with_503_until_it_is_back(
     state_url: str, postgres: Cluster
 ) -> None:

@@ -56,6 +56,24 @@ _DUE_DEBTS: Final = """
     WHERE party = ANY(%(parties)s) OR since <= %(cutoff)s
     ORDER BY party, line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
+# Beyond a bound: the calls that saw no event for longest and the oldest debts, past the
+# newest `keep` (NULL, and none, while there are no more than that).
+_CALLS_BEYOND: Final = """
+    SELECT record FROM sipgate_exporter.open_calls
+    WHERE last_event_at <= (
+        SELECT last_event_at FROM sipgate_exporter.open_calls
+        ORDER BY last_event_at DESC OFFSET %(keep)s LIMIT 1
+    )
+    ORDER BY last_event_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+"""
+_DEBTS_BEYOND: Final = """
+    SELECT party, line, since FROM sipgate_exporter.callback_debts
+    WHERE since <= (
+        SELECT since FROM sipgate_exporter.callback_debts
+        ORDER BY since DESC OFFSET %(keep)s LIMIT 1
+    )
+    ORDER BY since LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+"""
 # What a transaction changes in the calls, legs and debts, as parts of one statement that
 # takes one JSON document `d` (store.py joins the parts): one parameter, encoded in C, where a
 # parameter per column costs more than the statement's work (bench/RESULTS.md, "Replicas on
@@ -135,6 +153,25 @@ class Taken:
     debts: list[Debt]
 
     @property
+    def call_ids(self) -> list[str]:
+        """The calls' ids."""
+        return [record[_FIELD["call_id"]] for record in self.calls]
+
+    @property
+    def debt_keys(self) -> list[tuple[bytes, str]]:
+        """The debts as a tracker's callbacks know them: (caller's hash, line)."""
+        return [(bytes.fromhex(party), line) for party, line, _ in self.debts]
+
+    def joined(self, other: Taken) -> Taken:
+        """These calls and debts and those of `other` that are not among them."""
+        ids = set(self.call_ids)
+        keys = {(party, line) for party, line, _ in self.debts}
+        return Taken(
+            self.calls + [record for record in other.calls if record[_FIELD["call_id"]] not in ids],
+            self.debts + [debt for debt in other.debts if (debt[0], debt[1]) not in keys],
+        )
+
+    @property
     def parties(self) -> list[bytes]:
         """The callers' hashes of the calls, for their debts."""
         found = (record[_FIELD["party"]] for record in self.calls)
@@ -168,6 +205,17 @@ def take_due(
     rows = connection.execute(
         _DUE_DEBTS, {"parties": parties, "cutoff": cutoff, "limit": SWEEP_BATCH}
     )
+    return Taken(calls, [_debt(*row) for row in rows])
+
+
+def take_beyond(connection: Connection, max_calls: int | None, max_debts: int) -> Taken:
+    """Lock the calls in progress beyond the newest `max_calls` (by their last event) and the
+    debts beyond the newest `max_debts`, skipping what other transactions hold."""
+    calls = []
+    if max_calls is not None:
+        rows = connection.execute(_CALLS_BEYOND, {"keep": max_calls, "limit": SWEEP_BATCH})
+        calls = [row[0] for row in rows]
+    rows = connection.execute(_DEBTS_BEYOND, {"keep": max_debts, "limit": SWEEP_BATCH})
     return Taken(calls, [_debt(*row) for row in rows])
 
 

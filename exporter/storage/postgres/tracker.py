@@ -87,16 +87,20 @@ class SharedTracker(CallTracker):
         return True
 
     def sweep(self, now: float) -> tuple[EndedCall, ...]:
-        """End the due calls and debts no other replica is ending, at the database's time."""
+        """End the due calls and debts no other replica is ending, at the database's time;
+        on the replica holding the gauges, also those beyond `max_open` and `max_pending`."""
         transaction = self._store.current()
         at = transaction.now()
-        taken = calls.take_due(
-            transaction.connection, at, self.expire_after, self.callbacks.expire_after
-        )
+        connection = transaction.connection
+        due = calls.take_due(connection, at, self.expire_after, self.callbacks.expire_after)
+        beyond = calls.Taken([], [])
+        if self._store.leader:  # one replica bounds the tables, not each a share of them
+            beyond = calls.take_beyond(connection, self.max_open, self.callbacks.max_pending)
+        taken = due.joined(beyond)
         if not taken.calls and not taken.debts:
             return ()
         part = self.part(taken.calls, taken.debts)
-        ended = part.sweep(at)
+        ended = part.sweep(at) + part.evict(beyond.call_ids, beyond.debt_keys)
         self._save(taken, part, ended, at, {})
         return ended
 
