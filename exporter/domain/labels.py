@@ -55,6 +55,9 @@ class Labeler:
         self._allowed_lines = frozenset(self.lines)
         self._allowed_teams = frozenset(self.teams)
         self._users: dict[str, None] = dict.fromkeys(config.users or ())
+        # Asked before a user not seen yet gets a label of its own, by a store that keeps the
+        # users' cap for several processes (and then calls `add_user`); None: this one does.
+        self.admit: Callable[[str], bool] | None = None
 
     def reporting_to(self, on_overflow: Callable[[str], None]) -> Labeler:
         """This labeler, sharing its users seen so far, with overflows reported elsewhere."""
@@ -93,11 +96,20 @@ class Labeler:
             return name
         if self.config.users is not None:
             return OTHER
-        if len(self._users) >= self.config.max_users:
+        if self.admit is not None:
+            admitted = self.admit(name)
+        else:
+            admitted = len(self._users) < self.config.max_users
+            if admitted:
+                self.add_user(name)
+        if not admitted:
             self._on_overflow(USER)
             return OTHER
-        self._users[name] = None
         return name
+
+    def add_user(self, name: str) -> None:
+        """Give `name` a label of its own from now on."""
+        self._users[name] = None
 
     def _capped(self, name: str | None, allowed: frozenset[str], label: str) -> str:
         if name is None:

@@ -85,7 +85,7 @@ class CallTracker:
         self.max_open = max_open
         self.callbacks = Callbacks() if callbacks is None else callbacks
         self._lock = threading.Lock()
-        self.labels = Labeler(LabelConfig(), self._count_overflow)
+        self.labels = self._labeler(LabelConfig())
         self.targets = TargetsByLine(targets or ServiceTargets(), {})
         self._ringing = RingingCalls()
         self._legs: dict[str, Leg] = {}
@@ -111,11 +111,14 @@ class CallTracker:
 
     def configure_labels(self, config: LabelConfig) -> None:
         """Use new lines, teams and users from now on; calls in progress keep their labels."""
-        labeler = Labeler(config, self._count_overflow)
+        labeler = self._labeler(config)
         targets = TargetsByLine(self.targets.default, config.targets)
         with self._lock:
             self.labels = labeler
             self.targets = targets
+
+    def _labeler(self, config: LabelConfig) -> Labeler:
+        return Labeler(config, self._count_overflow)
 
     def _count_overflow(self, label: str) -> None:
         self.stats.overflow[label] += 1

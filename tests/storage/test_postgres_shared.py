@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from webtest import TestApp
 
+from exporter.domain.labels import LabelConfig
 from exporter.errors import StateError
 from tests.http_helpers import answer, assert_invariant, hangup, new_call, total, value
 from tests.postgres_cluster import Cluster
@@ -176,6 +177,28 @@ def test_the_replica_holding_the_gauges_bounds_calls_and_debts_in_progress(
         ).fetchall()
     assert [row[0] for row in left] == ["open-2", "open-3", "open-4"]  # the oldest went
     assert_invariant([*a.samples(), *b.samples()])
+
+
+def test_the_cap_on_users_with_a_label_of_their_own_is_the_replicas_together(
+    replicas: Replicas,
+) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    for replica in (a, b):
+        replica.recorder.tracker.configure_labels(LabelConfig(per_user=True, max_users=2))
+    answers = [(a, "Ann"), (b, "Bo"), (a, "Cy"), (b, "Ann"), (b, "Cy"), (a, "Bo")]
+    for number, (replica, user) in enumerate(answers):
+        replica.post(new_call(f"c{number}", "in"))
+        replica.post(answer(f"c{number}", user=user))
+        replica.post(hangup(f"c{number}"))
+
+    by_user: dict[str, float] = {}
+    for replica in (a, b):
+        for sample in replica.samples():
+            if sample.name == "sipgate_user_calls_answered_total":
+                user = sample.labels["user"]
+                by_user[user] = by_user.get(user, 0.0) + sample.value
+    assert by_user == {"Ann": 2.0, "Bo": 2.0, "other": 2.0}
+    assert summed((a, b), "sipgate_label_values_overflow_total", label="user") == 2
 
 
 def test_an_unreachable_database_refuses_with_503_until_it_is_back(

@@ -115,7 +115,7 @@ MIGRATIONS: Final = (
     ),
     Migration(
         3,
-        "relay mode's follow-up URLs, by call",
+        "relay mode's follow-up URLs, by call; the users with a label of their own",
         (
             """CREATE TABLE sipgate_exporter.relay_follow_ups (
                 call_id text PRIMARY KEY,
@@ -126,6 +126,10 @@ MIGRATIONS: Final = (
             )""",
             """CREATE INDEX relay_follow_ups_expires_at
                 ON sipgate_exporter.relay_follow_ups (expires_at)""",
+            """CREATE TABLE sipgate_exporter.users (
+                name text PRIMARY KEY,
+                added_at timestamptz NOT NULL DEFAULT now()
+            )""",
         ),
     ),
 )

@@ -20,9 +20,10 @@ from psycopg_pool import PoolTimeout
 
 from exporter.domain.calls import RINGING, EndedCall, Handled
 from exporter.domain.events import Event, Hangup, NewCall
+from exporter.domain.labels import LabelConfig, Labeler
 from exporter.domain.tracker import CallTracker, Reading
 from exporter.logs import mask_number
-from exporter.storage.postgres import calls, counters
+from exporter.storage.postgres import calls, counters, users
 from exporter.storage.postgres.store import PostgresStore
 from exporter.storage.store import State
 
@@ -119,6 +120,20 @@ class SharedTracker(CallTracker):
     def open_calls(self) -> int:
         """Calls in progress on every replica, as last read by the gauges."""
         return sum(self._gauges.active.values())
+
+    def _labeler(self, config: LabelConfig) -> Labeler:
+        """A labeler whose users' cap is the replicas' together."""
+        labeler = super()._labeler(config)
+        labeler.admit = self._admit_user
+        return labeler
+
+    def _admit_user(self, name: str) -> bool:
+        transaction = self._store.current()
+        labels = self.labels
+        admitted = users.admit(transaction.connection, name, labels.config.max_users)
+        if admitted:
+            transaction.after_commit(lambda: labels.add_user(name))
+        return admitted
 
     def _kept(self, number: str | None) -> str | None:
         """A number as the call records keep it."""
