@@ -224,10 +224,15 @@ def test_an_unreachable_database_refuses_with_503_until_it_is_back(
             assert web.get("/-/ready").status_int == 200
             assert web.post("/webhook", hangup("c1")).status_int == 200
             samples = a.samples()
+            replicas.stop(a)
+            # The refusal, counted by the process while the database was away, was kept since.
+            again = replicas.start("a").samples()
         finally:
             replicas.close()
     assert value(samples, "sipgate_state_write_errors_total", part="database") >= 1
     assert value(samples, "sipgate_webhook_requests_total", event="answer", code="503") == 1
+    assert value(again, "sipgate_webhook_requests_total", event="answer", code="503") == 1
+    assert value(again, "sipgate_webhook_requests_total", event="answer", code="200") == 1
     assert value(samples, "sipgate_calls_ended_total", direction="in", outcome="answered") == 1
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 from exporter.storage.postgres import counters
 from exporter.storage.postgres.store import PostgresStore
-from exporter.storage.store import State
+from exporter.storage.store import ERROR, Entry, State
 from exporter.web.requests import INVALID, WebhookRequests
 
 
@@ -17,14 +17,16 @@ class SharedRequests(WebhookRequests):
     def __init__(self, store: PostgresStore, buckets: tuple[float, ...]) -> None:
         super().__init__(buckets)
         self._store = store
-        # Requests that failed because the database did: counted by this process only.
+        # Requests that failed because the database did: counted by this process until the
+        # database answers again.
         self._unkept: Counter[tuple[str, int]] = Counter()
         self._unkept_lock = threading.Lock()
         store.on_reload(self._reload)
+        store.on_maintain(self._keep_unkept)
 
     def count(self, event: str, status: int) -> None:
-        """Count one request in the entry's transaction; in this process only when outside
-        one (a request that failed because the database did)."""
+        """Count one request in the entry's transaction; outside one (a request that failed
+        because the database did), in this process until the database answers again."""
         transaction = self._store.recording()
         if transaction is None:
             with self._unkept_lock:
@@ -48,6 +50,20 @@ class SharedRequests(WebhookRequests):
         transaction.after_commit(
             lambda: super(SharedRequests, self).count_rejection(reason, status)
         )
+
+    def _keep_unkept(self) -> None:
+        """Add the requests counted by this process alone to its counter rows."""
+        with self._unkept_lock:
+            unkept = self._unkept.copy()
+        if not unkept:
+            return
+        rows = [
+            ("requests", counters.labels([event, str(status)]), counters.VALUE, float(times))
+            for (event, status), times in unkept.items()
+        ]
+        self._store.record(Entry(ERROR, 0.0), lambda: self._store.current().count(rows))
+        with self._unkept_lock:
+            self._unkept -= unkept
 
     def _reload(self, state: State) -> None:
         with self._unkept_lock:

@@ -140,6 +140,7 @@ class PostgresStore:
         self._gate = _Gate()
         self._stale = False
         self._reloads: list[Callable[[State], None]] = []
+        self._maintenance: list[Callable[[], None]] = []
         self._workers = workers
         self._records_retention = records_retention
         self._next_cleanup = 0.0
@@ -195,6 +196,10 @@ class PostgresStore:
         database, after a commit whose outcome was unknown."""
         self._reloads.append(reload)
 
+    def on_maintain(self, action: Callable[[], None]) -> None:
+        """Call `action` at each maintenance, once the database answered; it may `record`."""
+        self._maintenance.append(action)
+
     def load(self) -> Saved:
         """This replica's counters; calls in progress and debts stay in the database."""
         with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
@@ -240,6 +245,8 @@ class PostgresStore:
                 )
             if self._stale:
                 self._reload()
+            for action in self._maintenance:
+                action()
             if self.leader and time.monotonic() >= self._next_cleanup:
                 self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL
                 self._claim.execute(_FORGET_RECORDS, (self._records_retention,))
