@@ -199,3 +199,17 @@ def test_the_settings_come_from_the_flags() -> None:
         config_file="lines.yml",
     )
     assert status_settings(Config(state_path=None)).state_path is None
+
+
+def test_a_shared_state_names_its_database_and_replica_never_the_password(
+    clock: FakeClock,
+) -> None:
+    url = "postgresql://exporter:s3cret@db.example.com:6543/calls"
+    settings = status_settings(Config(state_path=None, state_url=url, state_replica="left"))
+    page = page_of(build(clock=clock), settings)
+
+    assert (
+        "shared in the PostgreSQL database <code>db.example.com:6543/calls, as replica left</code>"
+        in page
+    )
+    assert "s3cret" not in page
