@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from exporter.domain.tracker import CallTracker
 from exporter.metrics import new_statistics
 from tests.http_helpers import free_port
-from tests.programs import EXPIRE, EXPORTER, GRACE, Program, Start, clean_env
+from tests.programs import EXPIRE, EXPORTER, GRACE, Program, Start, launch
 
 START = 1_800_000_000.0
 FORWARD_GRACE = 10.0
@@ -73,15 +72,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
             f"--state.path={tmp_path / f'state-{len(programs)}.db'}",
             *flags,
         ]
-        with log.open("wb") as stderr:
-            process = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                env=clean_env(**(env or {})),
-            )
-        program = Program(process, port, log)
+        program = launch(args, port, log, env=env)
         programs.append(program)
         program.wait_ready()
         return program

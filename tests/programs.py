@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,26 @@ class Program:
 
     def post(self, body: str) -> None:
         assert fetch(self.base + "/webhook", body).status == 200
+
+
+def launch(
+    args: Sequence[str],
+    port: int,
+    log: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Program:
+    """Start `args`, an exporter listening on `port`, writing its output to `log`."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            env=clean_env(**(env or {})),
+            cwd=cwd,
+        )
+    return Program(process, port, log)
 
 
 Start = Callable[..., Program]

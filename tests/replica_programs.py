@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,7 +13,7 @@ from prometheus_client.samples import Sample
 
 from exporter.simulate.traffic import TrafficPlanner, TrafficProfile
 from tests.http_helpers import free_port
-from tests.programs import EXPORTER, SWEEP_SLACK, Program, clean_env
+from tests.programs import EXPORTER, SWEEP_SLACK, Program, launch
 
 # The planner spaces calls by simulated time, which these tests ignore: events go out at once.
 PROFILE = TrafficProfile(calls_per_minute=600.0)
@@ -59,17 +58,7 @@ class ReplicaPrograms:
             else ["--state.path="]
         )
         args = [*EXPORTER, f"--web.listen-address=127.0.0.1:{port}", *state, *self._flags, *flags]
-        log = directory / "exporter.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                args,
-                cwd=directory,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=clean_env(),
-            )
-        program = Program(process, port, log)
+        program = launch(args, port, directory / "exporter.log", cwd=directory)
         self.programs.append(program)
         if ready:
             program.wait_ready()

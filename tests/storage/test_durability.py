@@ -35,7 +35,7 @@ from tests.http_helpers import (
     value,
     wait_for,
 )
-from tests.programs import EXPORTER, SWEEP_SLACK, Program, clean_env
+from tests.programs import EXPORTER, SWEEP_SLACK, Program, clean_env, launch
 
 # The webhook signature check is on by default; these tests post unsigned events.
 UNSIGNED: Final = "--webhook.verify-signature=false"
@@ -66,16 +66,7 @@ class Launcher:
         """An exporter on `state` (None: persistence off), ready to serve."""
         port = free_port()
         log = self.logs / f"exporter-{len(self.programs)}.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                self._args(port, state, flags),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                env=clean_env(),
-                cwd=cwd,
-            )
-        program = Program(process, port, log)
+        program = launch(self._args(port, state, flags), port, log, cwd=cwd)
         self.programs.append(program)
         program.wait_ready()
         return program
