@@ -165,7 +165,8 @@ FLAGS: Final = (
         "max_connections_per_client",
         parse_positive_int,
         "32",
-        "most connections open at once from one address; more are closed unread at once. "
+        "most connections open at once from one address (an IPv6 /64 counts as one); more "
+        "are closed unread at once. "
         "Trusted proxies (--web.trusted-proxies) are exempt, being many clients",
     ),
     Flag(

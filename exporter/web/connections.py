@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import resource
 import threading
@@ -9,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
 from typing import Any, Final
 
 from waitress.server import TcpWSGIServer
@@ -199,7 +201,19 @@ class LimitedServer(TcpWSGIServer):  # type: ignore[misc]
                 self._dropped.count(reason, str(channel.addr[0]))
 
     def _open_from(self, peer: str) -> int:
-        return sum(1 for channel in list(self.active_channels.values()) if channel.addr[0] == peer)
+        client = client_of(peer)
+        channels = list(self.active_channels.values())
+        return sum(1 for channel in channels if client_of(str(channel.addr[0])) == client)
+
+
+@functools.lru_cache(maxsize=4096)
+def client_of(peer: str) -> str:
+    """The client that `peer` counts for in the cap per client: its IPv4 address, or the /64
+    network of an IPv6 one, since one subscriber is given a whole /64 to pick addresses from."""
+    address = parse_address(peer)
+    if isinstance(address, IPv6Address):
+        return str(IPv6Network((address, 64), strict=False))
+    return peer if address is None else str(address)
 
 
 def fit_connection_limit(max_connections: int, servers: int) -> int:

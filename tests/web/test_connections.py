@@ -29,6 +29,7 @@ from exporter.web.connections import (
     ConnectionLimits,
     DroppedConnections,
     Timeouts,
+    client_of,
     fit_connection_limit,
 )
 from exporter.web.guard import parse_networks
@@ -66,6 +67,21 @@ def test_refusal_by_source_then_by_count_and_never_for_a_trusted_proxy() -> None
     assert limits.refusal("198.51.100.7", lambda _: 2) == PER_CLIENT
     assert limits.refusal("10.0.0.1", never_asked) is None
     assert ConnectionLimits(max_per_client=2).refusal("203.0.113.9", lambda _: 1) is None
+
+
+@pytest.mark.parametrize(
+    ("peer", "client"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_an_ipv6_64_is_one_client_for_the_cap(peer: str, client: str) -> None:
+    assert client_of(peer) == client
 
 
 def test_sipgate_s_allow_listed_addresses_are_never_capped() -> None:
