@@ -245,7 +245,12 @@ def _allocate(fd: int, size: int) -> None:
     except OSError as error:
         if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
-        os.pwrite(fd, bytes(size - current), current)
+        # A nearly full disk takes part of a write and refuses the rest at the next one.
+        while current < size:
+            written = os.pwrite(fd, bytes(size - current), current)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+            current += written
 
 
 def _read(path: Path, repair_tail: bool) -> list[Record]:

@@ -156,6 +156,36 @@ def test_a_full_disk_refuses_events_instead_of_crashing(tmp_path: Path) -> None:
     assert kept == int(written), "every record written before the failure is kept"
 
 
+def test_a_file_system_without_fallocate_that_fills_up_refuses_instead_of_crashing(
+    tmp_path: Path,
+) -> None:
+    # Zeros are written where fallocate is missing; the limit cuts the first write short, as
+    # a nearly full disk would. A mapping past the end of the file would crash with SIGBUS.
+    result = run_python(
+        f"""
+        import errno, os, resource, signal
+        from pathlib import Path
+        from exporter.errors import StateError
+        from exporter.storage.sqlite import SqliteStore
+        from exporter.storage.store import EVENT, Entry
+        def unsupported(fd, offset, length):
+            raise OSError(errno.EOPNOTSUPP, "not supported")
+        os.posix_fallocate = unsupported
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        store = SqliteStore(Path(os.environ["STATE"]))
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({FIRST_SIZE} + {FIRST_SIZE} // 2,) * 2)
+        try:
+            while True:
+                store.record(Entry(EVENT, 1.0, b"x" * 1000), lambda: None)
+        except StateError as error:
+            print(error)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("cannot write the journal")
+
+
 def test_state_error_names_the_damage(tmp_path: Path) -> None:
     journal_path = killed_after_appending(tmp_path, 2)
     data = bytearray(journal_path.read_bytes())
