@@ -101,6 +101,9 @@ class SqliteStore:
         self._snapshot_interval = snapshot_interval
         self._clock = clock
         self._last_snapshot = clock()
+        # Requests refused while the journal failed are counted in memory only; a snapshot
+        # keeps them once it can be written.
+        self._unjournaled = False
 
     def load(self) -> Saved:
         """The last snapshot, and the journal written after it, oldest first."""
@@ -156,11 +159,16 @@ class SqliteStore:
             self._retry_journal()
         due = self._clock() - self._last_snapshot >= self._snapshot_interval
         # A failing snapshot is tried again at the interval only: it costs a whole export.
-        long = self.journal_length >= MAX_JOURNAL and not self.health.is_failing(SNAPSHOT)
-        if due or long:
+        retry = not self.health.is_failing(SNAPSHOT)
+        long = self.journal_length >= MAX_JOURNAL and retry
+        unjournaled = self._unjournaled and retry and not self.health.is_failing(JOURNAL)
+        if due or long or unjournaled:
             self._last_snapshot = self._clock()
-            if self.journal_length > 0:
-                self._try_snapshot(export)
+            if self.journal_length > 0 or self._unjournaled:
+                # Cleared before the export: a journal failure during it sets it again.
+                owed, self._unjournaled = self._unjournaled, False
+                if not self._try_snapshot(export):
+                    self._unjournaled = self._unjournaled or owed
         with self._write_lock, contextlib.suppress(sqlite3.Error):
             # Fails only when the disk is full; the log stays whole and is tried again.
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -238,13 +246,14 @@ class SqliteStore:
             return  # still failing: said when it started, counted for each entry refused
         self.health.worked(JOURNAL, errors)
 
-    def _try_snapshot(self, export: Callable[[], State]) -> None:
+    def _try_snapshot(self, export: Callable[[], State]) -> bool:
         try:
             self.snapshot(export)
         except StateError as error:
             self.health.failed(SNAPSHOT, error)
-        else:
-            self.health.worked(SNAPSHOT)
+            return False
+        self.health.worked(SNAPSHOT)
+        return True
 
     def _release(self, discard: bool = False) -> None:
         """Close the files and unlock; with `discard`, remove the files this start made."""
@@ -272,6 +281,7 @@ class SqliteStore:
 
     def _journal_failed(self, error: OSError) -> StateError:
         failure = StateError(f"cannot write the journal {self._journal.current}: {error.strerror}")
+        self._unjournaled = True
         self.health.failed(JOURNAL, failure)
         return failure
 

@@ -124,6 +124,25 @@ def test_readiness_recovers_without_traffic(small_disk: SmallDisk) -> None:
     exporter.store.close()
 
 
+def test_requests_refused_on_a_full_disk_are_kept_once_it_has_room(small_disk: SmallDisk) -> None:
+    exporter = Exporter(small_disk)
+    small_disk.fill()
+    while exporter.post() == 200:
+        pass
+    exporter.post()
+    refused = exporter.metric("sipgate_webhook_requests_total", event="newCall", code="500")
+    assert refused == 2
+
+    small_disk.free()
+    exporter.parts.recorder.maintain()
+    exporter.store.close()  # without a last snapshot, as if killed
+
+    again = Exporter(small_disk)
+    again.parts.recorder.restore()
+    assert again.metric("sipgate_webhook_requests_total", event="newCall", code="500") == refused
+    again.store.close()
+
+
 def test_one_warning_per_episode_and_one_line_when_it_ends(
     small_disk: SmallDisk, caplog: pytest.LogCaptureFixture
 ) -> None:
