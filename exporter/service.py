@@ -198,6 +198,8 @@ def build_server(
         reloader=reloader,
         health=recorder.health,
         connections=dropped,
+        # Shared calls keep the database's time, which is the wall clock's.
+        clock_error=None if config.state_url else lambda: time.time() - recorder.clock(),
     )
     separate = config.metrics_address is not None
     webhook = Webhook(

@@ -75,6 +75,22 @@ def test_a_step_forward_records_no_hour_long_wait(start: Start, clock: SteppedCl
     assert 0 <= wait_sum(program) < 30
 
 
+def test_exported_timestamps_follow_the_wall_clock_after_a_step(
+    start: Start, clock: SteppedClock
+) -> None:
+    program = start(env=clock.env)
+    program.post(new_call("A"))
+    clock.step_to(HOUR)
+
+    samples = program.samples()
+    since = value(samples, "sipgate_calls_ringing_since_timestamp_seconds", direction="in")
+    last = value(samples, "sipgate_webhook_last_received_timestamp_seconds")
+    # Prometheus reads the stepped clock: a caller waiting seconds must not seem to wait an hour.
+    stepped_now = time.time() + HOUR
+    assert stepped_now - 30 < since <= stepped_now
+    assert stepped_now - 30 < last <= stepped_now
+
+
 def test_a_step_forward_expires_no_call(start: Start, clock: SteppedClock) -> None:
     program = start("--calls.expire-after=30m", env=clock.env)
     program.post(new_call("A"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import product
 from typing import Final
 
@@ -60,10 +60,19 @@ _BREAKDOWNS: Final = {
 }
 
 
-def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
-    """A tracker's call statistics; every known label combination exists from the start."""
+def call_metrics(
+    tracker: CallTracker, clock_error: Callable[[], float] | None = None
+) -> Iterator[Metric]:
+    """A tracker's call statistics; every known label combination exists from the start.
+
+    `clock_error()` is how far the wall clock is ahead of the tracker's now: added to the
+    times exported, since Prometheus subtracts them from its own wall clock.
+    """
     reading = tracker.read()
     stats, active, values = reading.stats, reading.active, reading.labels
+    error = clock_error() if clock_error is not None else 0.0
+    ringing_since = {key: since + error for key, since in reading.ringing_since.items() if since}
+    last_received = stats.last_received + error if stats.last_received else 0.0
     lines = (*values.lines, OTHER)
     yield counter_family(
         "sipgate_calls_total",
@@ -105,7 +114,7 @@ def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
         "sipgate_calls_ringing_since_timestamp_seconds",
         "Unix time at which the call ringing longest now started; 0 when none rings.",
         ["direction", "line"],
-        keyed(reading.ringing_since, product(DIRECTIONS, lines)),
+        keyed(ringing_since, product(DIRECTIONS, lines)),
     )
     yield from _callback_metrics(stats, reading.callbacks_pending, lines)
     yield from _breakdowns(stats, "team", (*values.teams, OTHER))
@@ -117,7 +126,7 @@ def call_metrics(tracker: CallTracker) -> Iterator[Metric]:
         ["label"],
         keyed(stats.overflow, [(label,) for label in LABELS]),
     )
-    yield from _event_metrics(stats)
+    yield from _event_metrics(stats, last_received)
 
 
 def _service_level_metrics(stats: Statistics, lines: tuple[str, ...]) -> Iterator[Metric]:
@@ -185,7 +194,7 @@ def _callback_metrics(
     )
 
 
-def _event_metrics(stats: Statistics) -> Iterator[Metric]:
+def _event_metrics(stats: Statistics, last_received: float) -> Iterator[Metric]:
     yield counter_family(
         "sipgate_hangups_total",
         "Hangup events of call legs, by cause.",
@@ -198,7 +207,7 @@ def _event_metrics(stats: Statistics) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "sipgate_webhook_last_received_timestamp_seconds",
         "Unix time of the last valid webhook event, 0 before the first.",
-        value=stats.last_received,
+        value=last_received,
     )
     yield counter_family(
         "sipgate_events_unmatched_total",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from exporter.config.reload import ConfigReloader
@@ -30,11 +32,12 @@ def create_registry(
     health: StoreHealth | None = None,
     connections: DroppedConnections | None = None,
     process_metrics: bool = True,
+    clock_error: Callable[[], float] | None = None,
 ) -> CollectorRegistry:
     """A registry with the exporter's metrics, the relay's, reloads' and the state files' if
-    any, and the process metrics."""
+    any, and the process metrics; `clock_error` as `call_metrics` takes it."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(FamiliesCollector(lambda: call_metrics(tracker)))
+    registry.register(FamiliesCollector(lambda: call_metrics(tracker, clock_error)))
     registry.register(FamiliesCollector(lambda: request_metrics(requests)))
     if health is not None:
         registry.register(FamiliesCollector(lambda: state_metrics(health)))
