@@ -13,6 +13,8 @@ TEAM: Final = "team"
 USER: Final = "user"
 LABELS: Final = (LINE, TEAM, USER)
 MAX_VALUE_LENGTH: Final = 64
+# Names refused a label of their own that are remembered; past it, each is asked about again.
+MAX_REFUSED: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class Labeler:
         self._allowed_lines = frozenset(self.lines)
         self._allowed_teams = frozenset(self.teams)
         self._users: dict[str, None] = dict.fromkeys(config.users or ())
+        self._refused: set[str] = set()  # by `admit`, for good
         # Asked before a user not seen yet gets a label of its own, by a store that keeps the
         # users' cap for several processes (and then calls `add_user`); None: this one does.
         self.admit: Callable[[str], bool] | None = None
@@ -94,7 +97,7 @@ class Labeler:
         name = name[:MAX_VALUE_LENGTH]
         if name in self._users:
             return name
-        if self.config.users is not None:
+        if self.config.users is not None or name in self._refused:
             return OTHER
         if self.admit is not None:
             admitted = self.admit(name)
@@ -110,6 +113,11 @@ class Labeler:
     def add_user(self, name: str) -> None:
         """Give `name` a label of its own from now on."""
         self._users[name] = None
+
+    def refuse_user(self, name: str) -> None:
+        """Count `name` as `other` from now on, without asking `admit` again."""
+        if len(self._refused) < MAX_REFUSED:
+            self._refused.add(name)
 
     def _capped(self, name: str | None, allowed: frozenset[str], label: str) -> str:
         if name is None:

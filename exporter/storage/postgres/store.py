@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final, TypeVar
 
 import psycopg
-from psycopg import errors
+from psycopg import IsolationLevel, errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -351,6 +351,8 @@ class PostgresStore:
 
 def _configure(connection: Connection) -> None:
     configure_session(connection)
+    # Whatever the server's default: each statement sees what committed before it began.
+    connection.isolation_level = IsolationLevel.READ_COMMITTED
     connection.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
     connection.execute("SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,))
     # The same few prepared statements, whose plans do not depend on their values: plan them

@@ -130,10 +130,14 @@ class SharedTracker(CallTracker):
     def _admit_user(self, name: str) -> bool:
         transaction = self._store.current()
         labels = self.labels
-        admitted = users.admit(transaction.connection, name, labels.config.max_users)
-        if admitted:
+        admission = users.admit(transaction.connection, name, labels.config.max_users)
+        if admission is users.Admission.KEPT:
+            labels.add_user(name)
+        elif admission is users.Admission.ADDED:
             transaction.after_commit(lambda: labels.add_user(name))
-        return admitted
+        else:
+            labels.refuse_user(name)
+        return admission is not users.Admission.REFUSED
 
     def _kept(self, number: str | None) -> str | None:
         """A number as the call records keep it."""
