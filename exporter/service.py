@@ -22,6 +22,7 @@ from exporter.domain.tracker import CallTracker
 from exporter.errors import ConfigFileError, ExporterError, StateError
 from exporter.metrics import create_registry, new_relay_stats, new_requests, new_statistics
 from exporter.recorder import Recorder
+from exporter.relay.credentials import Credentials
 from exporter.relay.relay import Relay, RelaySettings
 from exporter.relay.replies import RelayReplies
 from exporter.relay.upstream import Post, post
@@ -128,7 +129,8 @@ def build_relay(
         return Relay(settings, new_relay_stats(), send=send)
     from exporter.storage.postgres.follow_ups import SharedFollowUps  # as in open_shared
 
-    follow_ups = SharedFollowUps(shared, config.max_open_calls, config.expire_after)
+    credentials = Credentials(upstreams.values())
+    follow_ups = SharedFollowUps(shared, config.max_open_calls, config.expire_after, credentials)
     return Relay(settings, new_relay_stats(), send=send, follow_ups=follow_ups)
 
 

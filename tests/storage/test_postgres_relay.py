@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -45,7 +46,7 @@ class FakeUpstream:
     def send(self, url: str, body: bytes, headers: Any, timeout: float) -> tuple[int, bytes]:
         with self._lock:
             self.sent.append((url, body))
-        if url == UPSTREAM or "/digits" in url:  # where sipgate acts on the reply
+        if urlsplit(url).path in ("/", "/digits"):  # where sipgate acts on the reply
             return 200, self.reply.replace(b"CALL", body)
         return 200, b""
 
@@ -54,13 +55,15 @@ class FakeUpstream:
             return [url for url, _ in self.sent]
 
 
-def relay_of(replicas: Replicas, replica: Replica, upstream: FakeUpstream) -> Relay:
-    """The relay `exporter/service.py` builds for `replica`, sending to `upstream`."""
+def relay_of(
+    replicas: Replicas, replica: Replica, upstream: FakeUpstream, url: str = UPSTREAM
+) -> Relay:
+    """The relay `exporter/service.py` builds for `replica`, sending to `upstream` as `url`."""
     config = parse_config(
         [
             f"--state.url={replicas.url}",
             f"--state.replica={replica.name}",
-            f"--relay.upstream-url={UPSTREAM}",
+            f"--relay.upstream-url={url}",
         ],
         {},
     )
@@ -107,6 +110,25 @@ def test_follow_ups_asked_for_on_one_replica_are_sent_from_another(
     second.follow_up(Hangup("c1", "in", "normalClearing"), Incoming(b"again"))
     time.sleep(0.2)
     assert len(upstream.sent) == 3
+
+
+def test_the_upstreams_credentials_are_not_written_to_the_database(
+    replicas: Replicas, upstream: FakeUpstream
+) -> None:
+    url = "http://crm:s3cret@crm.example.com/"
+    first = relay_of(replicas, replicas.start("a"), upstream, url)
+    second = relay_of(replicas, replicas.start("b"), upstream, url)
+    second.start()
+    first.new_call(NewCall("c4", "in"), Incoming(b"c4"), OWN_URL)
+
+    with replicas.started[0].store.connection() as connection:
+        rows = connection.execute("SELECT * FROM sipgate_exporter.relay_follow_ups").fetchall()
+    assert "s3cret" not in repr(rows)
+    assert "http://crm.example.com/answer?call=c4" in repr(rows)
+    second.follow_up(Answer("c4", "in"), Incoming(b"answer"))
+    wait_for(lambda: len(upstream.sent) == 2, timeout=10)
+    second.stop()
+    assert upstream.urls() == [url, "http://crm:s3cret@crm.example.com/answer?call=c4"]
 
 
 def test_digits_gathered_on_another_replica_reach_the_gathering_upstream(

@@ -11,6 +11,7 @@ from typing import Final
 import psycopg
 
 from exporter.errors import StateUnavailableError
+from exporter.relay.credentials import Credentials
 from exporter.relay.reply import FollowUps
 from exporter.storage.postgres.connect import Connection, fetch_value, reason
 from exporter.storage.postgres.store import PostgresStore
@@ -46,12 +47,20 @@ _CAP: Final = """
 
 class SharedFollowUps:
     """Follow-ups every replica reads and writes: at most about `max_calls` (the oldest beyond
-    are dropped within seconds), each forgotten `expire_after` seconds after it was kept."""
+    are dropped within seconds), each forgotten `expire_after` seconds after it was kept, and
+    kept without the upstreams' `credentials`."""
 
-    def __init__(self, store: PostgresStore, max_calls: int, expire_after: float) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        max_calls: int,
+        expire_after: float,
+        credentials: Credentials | None = None,
+    ) -> None:
         self._store = store
         self._max_calls = max_calls
         self._expire_after = expire_after
+        self._credentials = credentials or Credentials(())
         self._next_cap = 0.0
 
     def __len__(self) -> int:
@@ -61,7 +70,8 @@ class SharedFollowUps:
     def remember(self, call_id: str, follow_ups: FollowUps) -> None:
         """Keep `follow_ups` for `call_id`, replacing what was kept; raise StateError if the
         database cannot take it."""
-        urls = (follow_ups.on_answer, follow_ups.on_hangup, follow_ups.on_data)
+        kept = self._credentials.stripped(follow_ups)
+        urls = (kept.on_answer, kept.on_hangup, kept.on_data)
         with self._connection() as connection:
             connection.execute(_REMEMBER, (call_id, *urls, self._expire_after))
 
@@ -69,7 +79,7 @@ class SharedFollowUps:
         """The follow-ups kept for `call_id`, if any; raise StateError if they cannot be read."""
         with self._connection() as connection:
             row = connection.execute(_GET, (call_id,)).fetchone()
-        return FollowUps(*row) if row is not None else None
+        return self._credentials.restored(FollowUps(*row)) if row is not None else None
 
     def pop(self, call_id: str) -> FollowUps | None:
         """The follow-ups kept for `call_id`, if any, forgotten from now on; raise StateError
@@ -78,7 +88,7 @@ class SharedFollowUps:
             row = connection.execute(_POP, (call_id,)).fetchone()
         if row is None or not row[3]:
             return None
-        return FollowUps(row[0], row[1], row[2])
+        return self._credentials.restored(FollowUps(row[0], row[1], row[2]))
 
     def sweep(self) -> int:
         """Forget follow-ups past their time and, on the replica holding the gauges, the oldest
