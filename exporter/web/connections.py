@@ -34,6 +34,8 @@ _EXPLAINED: Final = {
 }
 # How often open connections are held against the timeouts.
 SWEEP_INTERVAL: Final = 1.0
+# Peers whose exemption from the cap per client is remembered; past it, the memory restarts.
+MAX_PEERS_KNOWN: Final = 4096
 # Files a process needs beside its connections: listening sockets, state files, logs, relay.
 RESERVED_FILES: Final = 64
 
@@ -66,10 +68,14 @@ class ConnectionLimits:
             address is None or not within(address, self.allowed_networks)
         ):
             return SOURCE
-        capped = address is None or not within(address, self.uncapped)
-        if capped and open_from(peer) >= self.max_per_client:
+        if self.capped(peer) and open_from(peer) >= self.max_per_client:
             return PER_CLIENT
         return None
+
+    def capped(self, peer: str) -> bool:
+        """Whether `peer`'s connections count toward the cap per client."""
+        address = parse_address(peer)
+        return address is None or not within(address, (*self.proxies, *self.uncapped))
 
 
 class DroppedConnections:
@@ -167,6 +173,7 @@ class LimitedServer(TcpWSGIServer):  # type: ignore[misc]
         self._timeouts = Timeouts(limits.request_timeout, read_timeout)
         self._dropped = dropped
         self._next_sweep = 0.0
+        self._capped_peers: dict[str, bool] = {}  # asked at each accept, for every connection
         super().__init__(app, adj=adjustments)
 
     def accept(self) -> tuple[Any, Any] | None:
@@ -202,8 +209,17 @@ class LimitedServer(TcpWSGIServer):  # type: ignore[misc]
 
     def _open_from(self, peer: str) -> int:
         client = client_of(peer)
-        channels = list(self.active_channels.values())
-        return sum(1 for channel in channels if client_of(str(channel.addr[0])) == client)
+        peers = [str(channel.addr[0]) for channel in list(self.active_channels.values())]
+        # Exempt peers (a load balancer, say) in the same IPv6 /64 count for nobody.
+        return sum(1 for other in peers if client_of(other) == client and self._capped(other))
+
+    def _capped(self, peer: str) -> bool:
+        capped = self._capped_peers.get(peer)
+        if capped is None:
+            if len(self._capped_peers) >= MAX_PEERS_KNOWN:
+                self._capped_peers.clear()
+            capped = self._capped_peers[peer] = self._limits.capped(peer)
+        return capped
 
 
 @functools.lru_cache(maxsize=4096)

@@ -84,6 +84,17 @@ def test_an_ipv6_64_is_one_client_for_the_cap(peer: str, client: str) -> None:
     assert client_of(peer) == client
 
 
+def test_proxies_and_allow_listed_peers_count_toward_no_cap() -> None:
+    limits = ConnectionLimits(
+        proxies=parse_networks("2001:db8:1:2::10/128"),
+        uncapped=parse_networks("217.10.77.0/24"),
+    )
+    assert not limits.capped("2001:db8:1:2::10")
+    assert not limits.capped("217.10.77.5")
+    assert limits.capped("2001:db8:1:2::11")  # the proxy's /64 neighbour is a client like any
+    assert limits.capped("203.0.113.9")
+
+
 def test_sipgate_s_allow_listed_addresses_are_never_capped() -> None:
     sipgate = parse_networks("217.116.118.254/32")
     limits = ConnectionLimits(max_per_client=2, allowed_networks=sipgate, uncapped=sipgate)
