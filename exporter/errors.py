@@ -64,3 +64,8 @@ class UpstreamError(RelayError):
 
 class StateUnavailableError(StateError):
     """The shared state cannot be reached or written now; a request may go elsewhere."""
+
+
+class CommitUnknownError(StateUnavailableError):
+    """The shared state's commit failed on its way: it may have been written or not. The
+    counts are read again from the state; nothing is to be counted in its place."""

@@ -16,7 +16,7 @@ from exporter.clock import SteadyClock
 from exporter.domain.calls import EndedCall, Handled
 from exporter.domain.events import Event, Limits, event_label, parse_event
 from exporter.domain.tracker import CallTracker
-from exporter.errors import InvalidEventError, StateError
+from exporter.errors import CommitUnknownError, InvalidEventError, StateError
 from exporter.storage.health import StoreHealth
 from exporter.storage.store import ERROR, EVENT, REJECTION, SWEEP, Entry, State, Store
 from exporter.web.requests import WebhookRequests
@@ -63,6 +63,8 @@ class Recorder:
         entry = Entry(ERROR, self.clock(), f"{event} {status}".encode())
         try:
             self._store.record(entry, lambda: self.requests.count(event, status))
+        except CommitUnknownError:
+            raise  # maybe counted: the counts are read again from the state
         except StateError:
             # Counted all the same: when the store itself is failing, the errors still show.
             self.requests.count(event, status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+from exporter.errors import CommitUnknownError, StateError
 from exporter.storage.postgres import counters
 from exporter.storage.postgres.store import PostgresStore
 from exporter.storage.store import ERROR, Entry, State
@@ -55,15 +56,21 @@ class SharedRequests(WebhookRequests):
         """Add the requests counted by this process alone to its counter rows."""
         with self._unkept_lock:
             unkept = self._unkept.copy()
+            self._unkept -= unkept
         if not unkept:
             return
         rows = [
             ("requests", counters.labels([event, str(status)]), counters.VALUE, float(times))
             for (event, status), times in unkept.items()
         ]
-        self._store.record(Entry(ERROR, 0.0), lambda: self._store.current().count(rows))
-        with self._unkept_lock:
-            self._unkept -= unkept
+        try:
+            self._store.record(Entry(ERROR, 0.0), lambda: self._store.current().count(rows))
+        except CommitUnknownError:
+            raise  # kept or lost: the counters read again say which, and count nothing twice
+        except StateError:
+            with self._unkept_lock:
+                self._unkept += unkept  # nothing was written: the next maintenance tries again
+            raise
 
     def _reload(self, state: State) -> None:
         with self._unkept_lock:

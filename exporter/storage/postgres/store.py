@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from exporter.domain.statistics import Statistics
-from exporter.errors import StateError, StateUnavailableError
+from exporter.errors import CommitUnknownError, StateError, StateUnavailableError
 from exporter.storage.health import DATABASE, StoreHealth
 from exporter.storage.postgres import calls, counters
 from exporter.storage.postgres.connect import (
@@ -310,9 +310,10 @@ class PostgresStore:
         log.info("counters of replica %s read again from the state database", self.replica)
 
     def _failed(self, error: Exception, maybe_committed: bool = False) -> StateUnavailableError:
+        unavailable = self._unavailable(error)
         if maybe_committed:
             self._stale = True  # read the counters again, to be sure
-        unavailable = self._unavailable(error)
+            unavailable = CommitUnknownError(str(unavailable))
         self.health.failed(DATABASE, unavailable)
         return unavailable
 
