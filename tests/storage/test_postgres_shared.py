@@ -179,6 +179,22 @@ def test_the_replica_holding_the_gauges_bounds_calls_and_debts_in_progress(
     assert_invariant([*a.samples(), *b.samples()])
 
 
+def test_calls_ending_in_the_same_sweep_leave_room_under_the_bound(replicas: Replicas) -> None:
+    a = replicas.start("a", "--calls.max-open=3", "--calls.forward-grace=200ms")
+    a.sweep()
+    for number in range(4):
+        a.post(new_call(f"open-{number}", "in"))
+    a.post(new_call("forwarded", "in"))  # the newest, and its grace ends before the sweep
+    a.post(hangup("forwarded", cause="forwarded"))
+    time.sleep(0.3)
+
+    a.sweep()
+
+    assert summed((a,), "sipgate_calls_active") == 3
+    assert summed((a,), "sipgate_calls_evicted_total") == 1  # open-0 alone
+    assert summed((a,), "sipgate_calls_ended_total", outcome="forwarded") == 1
+
+
 def test_the_cap_on_users_with_a_label_of_their_own_is_the_replicas_together(
     replicas: Replicas,
 ) -> None:

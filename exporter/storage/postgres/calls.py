@@ -56,23 +56,18 @@ _DUE_DEBTS: Final = """
     WHERE party = ANY(%(parties)s) OR since <= %(cutoff)s
     ORDER BY party, line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
-# Beyond a bound: the calls that saw no event for longest and the oldest debts, past the
-# newest `keep` (NULL, and none, while there are no more than that).
-_CALLS_BEYOND: Final = """
-    SELECT record FROM sipgate_exporter.open_calls
-    WHERE last_event_at <= (
-        SELECT last_event_at FROM sipgate_exporter.open_calls
-        ORDER BY last_event_at DESC OFFSET %(keep)s LIMIT 1
-    )
-    ORDER BY last_event_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+# Beyond a bound: the calls that saw no event for longest and the oldest debts.
+_COUNTS: Final = """
+    SELECT (SELECT count(*) FROM sipgate_exporter.open_calls),
+        (SELECT count(*) FROM sipgate_exporter.callback_debts)
 """
-_DEBTS_BEYOND: Final = """
+_OLDEST_CALLS: Final = """
+    SELECT record FROM sipgate_exporter.open_calls
+    ORDER BY last_event_at, call_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+"""
+_OLDEST_DEBTS: Final = """
     SELECT party, line, since FROM sipgate_exporter.callback_debts
-    WHERE since <= (
-        SELECT since FROM sipgate_exporter.callback_debts
-        ORDER BY since DESC OFFSET %(keep)s LIMIT 1
-    )
-    ORDER BY since LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+    ORDER BY since, party, line LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 """
 # What a transaction changes in the calls, legs and debts, as parts of one statement that
 # takes one JSON document `d` (store.py joins the parts): one parameter, encoded in C, where a
@@ -208,15 +203,35 @@ def take_due(
     return Taken(calls, [_debt(*row) for row in rows])
 
 
-def take_beyond(connection: Connection, max_calls: int | None, max_debts: int) -> Taken:
-    """Lock the calls in progress beyond the newest `max_calls` (by their last event) and the
-    debts beyond the newest `max_debts`, skipping what other transactions hold."""
-    calls = []
+def take_beyond(
+    connection: Connection,
+    due: Taken,
+    debts_cutoff: float,
+    max_calls: int | None,
+    max_debts: int,
+) -> Taken:
+    """Lock the calls in progress that saw no event for longest and the oldest debts, as many
+    as are beyond `max_calls` and `max_debts` once the `due` calls and the debts opened before
+    `debts_cutoff` have ended; skipping what other transactions hold."""
+    row = connection.execute(_COUNTS).fetchone()
+    open_calls, open_debts = row if row is not None else (0, 0)
+    due_ids = set(due.call_ids)
+    calls: list[list[Any]] = []
     if max_calls is not None:
-        rows = connection.execute(_CALLS_BEYOND, {"keep": max_calls, "limit": SWEEP_BATCH})
-        calls = [row[0] for row in rows]
-    rows = connection.execute(_DEBTS_BEYOND, {"keep": max_debts, "limit": SWEEP_BATCH})
-    return Taken(calls, [_debt(*row) for row in rows])
+        excess = min(open_calls - len(due_ids) - max_calls, SWEEP_BATCH)
+        if excess > 0:
+            # The due calls are among the oldest, and locked by this transaction already.
+            rows = connection.execute(_OLDEST_CALLS, {"limit": excess + len(due_ids)})
+            calls = [record for (record,) in rows if record[_FIELD["call_id"]] not in due_ids]
+            calls = calls[:excess]
+    expiring = {(party, line) for party, line, since in due.debts if since <= debts_cutoff}
+    debts: list[Debt] = []
+    excess = min(open_debts - len(expiring) - max_debts, SWEEP_BATCH)
+    if excess > 0:
+        rows = connection.execute(_OLDEST_DEBTS, {"limit": excess + len(expiring)})
+        debts = [_debt(*row) for row in rows]
+        debts = [debt for debt in debts if (debt[0], debt[1]) not in expiring][:excess]
+    return Taken(calls, debts)
 
 
 @dataclass(frozen=True, slots=True)

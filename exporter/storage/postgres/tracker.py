@@ -96,7 +96,9 @@ class SharedTracker(CallTracker):
         due = calls.take_due(connection, at, self.expire_after, self.callbacks.expire_after)
         beyond = calls.Taken([], [])
         if self._store.leader:  # one replica bounds the tables, not each a share of them
-            beyond = calls.take_beyond(connection, self.max_open, self.callbacks.max_pending)
+            cutoff = at - self.callbacks.expire_after
+            bounds = (self.max_open, self.callbacks.max_pending)
+            beyond = calls.take_beyond(connection, due, cutoff, *bounds)
         taken = due.joined(beyond)
         if not taken.calls and not taken.debts:
             return ()
