@@ -243,6 +243,17 @@ def test_remembered_calls_expire_like_calls(clock: FakeClock) -> None:
     assert kept(follow_ups, "a", "b") == ["b"]
 
 
+def test_the_relay_settings_bound_the_follow_ups_kept_in_memory(clock: FakeClock) -> None:
+    reply = b'<Response onHangup="http://crm.example.com/h"/>'
+    settings = RelaySettings({"in": "http://crm.example.com/"}, max_calls=2, expire_after=60.0)
+    relay = Relay(settings, new_relay_stats(), clock, fake_upstream(reply))
+    for call_id in ("a", "b", "c"):
+        relay.new_call(NewCall(call_id, "in"), Incoming(b""), OWN_URL)
+    assert relay.remembered_calls == 2
+    clock.advance(61)
+    assert relay.sweep() == 2
+
+
 def test_an_unexpected_failure_still_gives_sipgate_a_reply(clock: FakeClock) -> None:
     def send(url: str, body: bytes, headers: Any, timeout: float) -> tuple[int, bytes]:
         raise RuntimeError("a bug somewhere below")
