@@ -220,7 +220,7 @@ def take_beyond(
     if max_calls is not None:
         excess = min(open_calls - len(due_ids) - max_calls, SWEEP_BATCH)
         if excess > 0:
-            # The due calls are among the oldest, and locked by this transaction already.
+            # As many more as are due: those among the oldest are this transaction's already.
             rows = connection.execute(_OLDEST_CALLS, {"limit": excess + len(due_ids)})
             calls = [record for (record,) in rows if record[_FIELD["call_id"]] not in due_ids]
             calls = calls[:excess]
