@@ -130,7 +130,7 @@ def build_relay(
     from exporter.storage.postgres.follow_ups import SharedFollowUps  # as in open_shared
 
     credentials = Credentials(upstreams.values())
-    follow_ups = SharedFollowUps(shared, config.max_open_calls, config.expire_after, credentials)
+    follow_ups = SharedFollowUps(shared, settings.max_calls, settings.expire_after, credentials)
     return Relay(settings, new_relay_stats(), send=send, follow_ups=follow_ups)
 
 
