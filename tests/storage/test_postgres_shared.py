@@ -11,6 +11,7 @@ from webtest import TestApp
 
 from exporter.domain.labels import LabelConfig
 from exporter.errors import StateError
+from exporter.storage.store import ERROR, Entry
 from tests.http_helpers import answer, assert_invariant, hangup, new_call, total, value
 from tests.postgres_cluster import Cluster
 from tests.storage.shared_replicas import Replicas, replicas, summed
@@ -367,3 +368,88 @@ def test_counters_read_again_keep_this_processs_request_times(replicas: Replicas
     samples = a.samples()
     assert value(samples, "sipgate_webhook_request_duration_seconds_count") == 1
     assert value(samples, "sipgate_webhook_requests_total", event="newCall", code="200") == 1
+
+
+def test_sessions_read_committed_whatever_the_databases_default(
+    replicas: Replicas, state_url: str
+) -> None:
+    with psycopg.connect(state_url, autocommit=True) as admin:
+        admin.execute("SELECT set_config('default_transaction_isolation', 'serializable', false)")
+        database = admin.info.dbname
+        admin.execute(
+            f'ALTER DATABASE "{database}" SET default_transaction_isolation = serializable'
+        )
+    with psycopg.connect(state_url) as other:
+        assert other.execute("SHOW transaction_isolation").fetchone() == ("serializable",)
+    a = replicas.start("a")
+    seen = a.store.record(
+        Entry(ERROR, 0.0),
+        lambda: a.store.current().connection.execute("SHOW transaction_isolation").fetchone(),
+    )
+    assert seen == ("read committed",)
+
+
+def test_a_write_the_database_refuses_commits_nothing_and_leaves_no_transaction_open(
+    replicas: Replicas, state_url: str
+) -> None:
+    a = replicas.start("a")
+    web = TestApp(a.app)
+    with psycopg.connect(state_url, autocommit=True) as admin:
+        admin.execute(
+            "ALTER TABLE sipgate_exporter.open_calls "
+            "ADD CONSTRAINT not_this_one CHECK (call_id <> 'refused')"
+        )
+        refused = web.post("/webhook", new_call("refused", "in"), expect_errors=True)
+        assert refused.status_int == 503
+        assert not a.store._stale, "the server refused the commit: nothing to read again"
+        assert web.post("/webhook", new_call("c1", "in")).status_int == 200
+        states = admin.execute(
+            "SELECT state FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        assert states
+        assert all(state == "idle" for (state,) in states), states
+        rows = admin.execute("SELECT call_id FROM sipgate_exporter.open_calls").fetchall()
+    assert rows == [("c1",)]
+    samples = a.samples()
+    assert value(samples, "sipgate_calls_total", direction="in") == 1
+    assert value(samples, "sipgate_webhook_requests_total", event="newCall", code="503") == 1
+
+
+def test_a_commit_whose_connection_is_lost_is_counted_by_what_the_database_kept(
+    replicas: Replicas, state_url: str
+) -> None:
+    a = replicas.start("a")
+    web = TestApp(a.app)
+    with psycopg.connect(state_url, autocommit=True) as admin:
+        admin.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER slow BEFORE INSERT ON sipgate_exporter.open_calls "
+            "FOR EACH ROW WHEN (NEW.call_id = 'lost') EXECUTE FUNCTION slow()"
+        )
+
+        def cut_when_writing() -> None:
+            for _ in range(100):
+                time.sleep(0.05)
+                (cut,) = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()"
+                ).fetchone() or (0,)
+                if cut:
+                    return
+
+        cutter = threading.Thread(target=cut_when_writing)
+        cutter.start()
+        lost = web.post("/webhook", new_call("lost", "in"), expect_errors=True)
+        cutter.join()
+        assert lost.status_int == 503
+        assert a.store._stale, "the outcome is unknown: the counters are read again"
+        admin.execute("DROP TRIGGER slow ON sipgate_exporter.open_calls")
+    a.sweep()
+    assert not a.store._stale
+    samples = a.samples()
+    assert total(samples, "sipgate_calls_total") == 0, "the database kept nothing"
+    assert web.post("/webhook", new_call("lost", "in")).status_int == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import psycopg
 
@@ -21,25 +21,27 @@ from exporter.storage.postgres.connect import Connection
 # Calls and debts one sweep takes at most; the rest wait for the next second.
 SWEEP_BATCH: Final = 500
 
-# Locks the calls of some legs, then, if asked, their callers' debts, then reads the clock:
+# Locks the calls of the legs $1, then, if $2, their callers' debts, then reads the clock:
 # the target list is evaluated in order, so the time is taken once the locks are held.
-_TAKE: Final = """
+# Prepared on each connection (store.py) as TAKE_NAME.
+TAKE_NAME: Final = "sipgate_take"
+TAKE: Final = """
     SELECT
         (
             SELECT coalesce(jsonb_agg(record), '[]') FROM (
                 SELECT c.record FROM sipgate_exporter.legs l
                 JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
-                WHERE l.leg_id = ANY(%(legs)s) ORDER BY c.call_id FOR UPDATE OF c
+                WHERE l.leg_id = ANY($1) ORDER BY c.call_id FOR UPDATE OF c
             ) AS locked
         ),
         (
             SELECT coalesce(jsonb_agg(jsonb_build_array(party, line, since)), '[]') FROM (
                 SELECT encode(d.party, 'hex') AS party, d.line, d.since
                 FROM sipgate_exporter.callback_debts d
-                WHERE %(debts)s AND d.party IN (
+                WHERE $2 AND d.party IN (
                     SELECT c.party FROM sipgate_exporter.legs l
                     JOIN sipgate_exporter.open_calls c ON c.call_id = l.call_id
-                    WHERE l.leg_id = ANY(%(legs)s)
+                    WHERE l.leg_id = ANY($1)
                 )
                 ORDER BY d.party, d.line FOR UPDATE OF d
             ) AS owed
@@ -173,11 +175,18 @@ class Taken:
         return sorted({bytes.fromhex(party) for party in found if party})
 
 
-def take(connection: Connection, leg_ids: Sequence[str], debts: bool) -> tuple[Taken, float]:
+class Prepared(Protocol):
+    """Runs the statements prepared on a connection (store.py's Transaction)."""
+
+    def prepared(self, name: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The first row of the prepared statement `name` run with `params`."""
+
+
+def take(statements: Prepared, leg_ids: Sequence[str], debts: bool) -> tuple[Taken, float]:
     """Lock and read the calls that have one of `leg_ids` as a leg, and with `debts` the
     debts owed to their callers, waiting for other transactions; and the database's time
     after that, in unix seconds."""
-    row = connection.execute(_TAKE, {"legs": list(leg_ids), "debts": debts}).fetchone()
+    row = statements.prepared(TAKE_NAME, [list(leg_ids), debts])
     if row is None:
         raise psycopg.ProgrammingError("no row from the calls' lock")
     calls, owed, now = row

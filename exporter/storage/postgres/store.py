@@ -15,11 +15,11 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
 import psycopg
-from psycopg import IsolationLevel, errors
+from psycopg import errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -64,23 +64,54 @@ CLEANUP_INTERVAL: Final = 60.0
 _FORGET_RECORDS: Final = """
     DELETE FROM sipgate_exporter.calls WHERE ended_at < now() - make_interval(secs => %s)
 """
-# Everything a transaction writes, sent at once: one round trip, prepared once per connection.
+# Everything a transaction writes, sent at once: one round trip, with the commit.
 _WRITE: Final = (
-    "WITH doc AS (SELECT %s::jsonb AS d),\n"
+    "WITH doc AS (SELECT $1::jsonb AS d),\n"
     + ",\n".join((*calls.WRITES, counters.COUNT))
     + "\nSELECT 1"
 )
+# Prepared on each connection of the pool, run by name in simple queries that send BEGIN and
+# COMMIT with them: two round trips for an event, not four (bench/RESULTS.md, "Replicas on
+# PostgreSQL").
+_WRITE_NAME: Final = "sipgate_write"
+_PREPARED: Final = {
+    calls.TAKE_NAME: ("text[], boolean", calls.TAKE),
+    _WRITE_NAME: ("jsonb", _WRITE),
+}
 
 
 class Transaction:
     """One entry's transaction: its connection, the counter rows it adds, and what to do in
-    memory once it committed."""
+    memory once it committed. It begins with its first statement."""
 
     def __init__(self, connection: Connection) -> None:
-        self.connection = connection
+        self._connection = connection
+        self.begun = False
+        self.committing = False
         self.written: dict[str, list[Any]] = {part: [] for part in calls.PARTS}
         self.rows: list[counters.Row] = []
         self._after: list[Callable[[], None]] = []
+
+    @property
+    def connection(self) -> Connection:
+        """The connection, in this transaction."""
+        if not self.begun:
+            self._connection.execute("BEGIN", prepare=False)
+            self.begun = True
+        return self._connection
+
+    def prepared(self, name: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """The first row of the prepared statement `name` run with `params`; the transaction
+        begins with it, if it has not begun yet."""
+        run = f"EXECUTE {name}({', '.join(['%s'] * len(params))})"
+        cursor = psycopg.ClientCursor(self._connection)
+        if self.begun:
+            cursor.execute(run, params)
+        else:
+            self.begun = True
+            cursor.execute(f"BEGIN; {run}", params)
+            cursor.nextset()
+        return cursor.fetchone()
 
     def now(self) -> float:
         """The database's clock, in unix seconds: one clock for every replica."""
@@ -95,9 +126,13 @@ class Transaction:
         """Add `rows` to this replica's counters in this transaction."""
         self.rows += rows
 
-    def flush(self, replica: str, shard: int) -> None:
-        """Send what this transaction writes, in one statement, before the commit."""
+    def commit(self, replica: str, shard: int) -> None:
+        """Send what this transaction writes, in one statement, and the commit with it; a
+        transaction that has neither begun nor anything to write sends nothing."""
         if not self.rows and not any(self.written.values()):
+            if self.begun:
+                self.committing = True
+                self._connection.execute("COMMIT", prepare=False)
             return
         document = {
             **self.written,
@@ -105,7 +140,17 @@ class Transaction:
             "replica": replica,
             "shard": shard,
         }
-        self.connection.execute(_WRITE, (Jsonb(document),))
+        # Not begun: the statement alone is a transaction, committed once it ran.
+        self.committing = True
+        commit = "; COMMIT" if self.begun else ""
+        cursor = psycopg.ClientCursor(self._connection)
+        cursor.execute(f"EXECUTE {_WRITE_NAME}(%s){commit}", (Jsonb(document),))
+
+    def roll_back(self) -> None:
+        """End a transaction that failed before its commit, if its connection still works."""
+        if self.begun and not self._connection.broken:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.execute("ROLLBACK", prepare=False)
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` once the transaction committed; never if it did not."""
@@ -270,23 +315,25 @@ class PostgresStore:
             yield connection
 
     def _run(self, apply: Callable[[], T]) -> tuple[Transaction, T]:
-        committing = False
         with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
+            transaction = Transaction(connection)
             try:
-                with connection.transaction():
-                    transaction = Transaction(connection)
-                    self._local.transaction = transaction
-                    try:
-                        result = apply()
-                    finally:
-                        self._local.transaction = None
-                    transaction.flush(self.replica, self._shard())
-                    committing = True
+                self._local.transaction = transaction
+                try:
+                    result = apply()
+                finally:
+                    self._local.transaction = None
+                transaction.commit(self.replica, self._shard())
             except psycopg.Error as error:
-                # Before the commit was sent nothing was written: on a broken connection,
-                # another try is safe.
-                if not committing:
-                    raise _Uncommitted(error, connection.broken) from error
+                # An error the server sent ended the transaction without a commit, the
+                # commit's own included; a connection lost after the commit was sent leaves
+                # its outcome unknown. Before that, on a broken connection, another try is safe.
+                if transaction.committing and connection.broken:
+                    raise
+                transaction.roll_back()
+                raise _Uncommitted(error, connection.broken) from error
+            except BaseException:
+                transaction.roll_back()
                 raise
         return transaction, result
 
@@ -353,12 +400,16 @@ class PostgresStore:
 def _configure(connection: Connection) -> None:
     configure_session(connection)
     # Whatever the server's default: each statement sees what committed before it began.
-    connection.isolation_level = IsolationLevel.READ_COMMITTED
+    connection.execute(
+        "SELECT set_config('default_transaction_isolation', 'read committed', false)"
+    )
     connection.execute("SELECT set_config('lock_timeout', %s, false)", (LOCK_TIMEOUT,))
     connection.execute("SELECT set_config('statement_timeout', %s, false)", (STATEMENT_TIMEOUT,))
     # The same few prepared statements, whose plans do not depend on their values: plan them
     # once per connection (bench/RESULTS.md, "Replicas on PostgreSQL").
     connection.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', false)")
+    for name, (types, statement) in _PREPARED.items():
+        connection.execute(f"PREPARE {name} ({types}) AS {statement}")
 
 
 def _callback_key(connection: Connection) -> bytes:

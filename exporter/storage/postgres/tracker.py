@@ -73,7 +73,7 @@ class SharedTracker(CallTracker):
             leg_ids.append(event.orig_call_id)
         # newCall opens or joins a call; it neither settles nor opens a debt.
         debts = not isinstance(event, NewCall)
-        taken, at = calls.take(self._store.current().connection, leg_ids, debts)
+        taken, at = calls.take(self._store.current(), leg_ids, debts)
         part = self.part(taken.calls, taken.debts)
         handled = part.handle(event, at)
         numbers = {}
