@@ -151,16 +151,18 @@ class Statistics:
             self.user_talk[user] += talk_seconds
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-ready data; `load_dict` reads it back."""
+        """Plain, JSON-ready data that later updates do not touch; `load_dict` reads it back."""
         data: dict[str, Any] = {
             name: [[key, n] for key, n in getattr(self, name).items()]
             for name in (*_COUNTERS, *_SUMS)
         }
         data.update(
-            wait=[[*key, h.counts, h.total] for key, h in self.wait.items()],
-            duration=[[*key, h.counts, h.total] for key, h in self.duration.items()],
+            wait=[[*key, h.counts.copy(), h.total] for key, h in self.wait.items()],
+            duration=[[*key, h.counts.copy(), h.total] for key, h in self.duration.items()],
             buckets=[self.wait_buckets, self.duration_buckets],
-            callback_delay=[[key, h.counts, h.total] for key, h in self.callback_delay.items()],
+            callback_delay=[
+                [key, h.counts.copy(), h.total] for key, h in self.callback_delay.items()
+            ],
             callback_delay_buckets=self.callback_delay_buckets,
             dtmf_events=self.dtmf_events,
             last_received=self.last_received,

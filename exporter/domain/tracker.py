@@ -183,9 +183,9 @@ class CallTracker:
         """Plain data to rebuild this tracker from with `restore_state`."""
         with self._lock:
             calls = [call_record(call, self._legs) for call in self._calls.values()]
-            stats = self.stats.copy()
+            stats = self.stats.to_dict()
             callbacks = self.callbacks.export_state()
-        return {"stats": stats.to_dict(), "calls": calls, "callbacks": callbacks}
+        return {"stats": stats, "calls": calls, "callbacks": callbacks}
 
     def restore_state(self, state: dict[str, Any]) -> None:
         """Replace everything with what `export_state` gave."""

@@ -11,10 +11,11 @@ from webtest import TestApp
 
 from exporter.domain.labels import LabelConfig
 from exporter.errors import StateError
+from exporter.storage.postgres.clock import NOW, DatabaseClock
 from exporter.storage.store import ERROR, Entry
 from tests.http_helpers import answer, assert_invariant, hangup, new_call, total, value
 from tests.postgres_cluster import Cluster
-from tests.storage.shared_replicas import Replicas, replicas, summed
+from tests.storage.shared_replicas import Replica, Replicas, replicas, summed
 from tests.tcp_proxy import proxy_to
 
 __all__ = ["replicas"]
@@ -453,3 +454,36 @@ def test_a_commit_whose_connection_is_lost_is_counted_by_what_the_database_kept(
     samples = a.samples()
     assert total(samples, "sipgate_calls_total") == 0, "the database kept nothing"
     assert web.post("/webhook", new_call("lost", "in")).status_int == 200
+
+
+def test_a_call_opened_on_two_replicas_at_once_counts_once(replicas: Replicas) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    ids = [f"c{number}" for number in range(20)]
+
+    def open_all(replica: Replica) -> None:
+        for call_id in ids:
+            replica.post(new_call(call_id, "in"))
+
+    both = [threading.Thread(target=open_all, args=(replica,)) for replica in (a, b)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+    a.post(new_call("c0", "in"))  # once more, after the others committed
+    assert summed((a, b), "sipgate_calls_total", direction="in") == len(ids)
+    assert summed((a, b), "sipgate_events_unmatched_total", event="newCall") == len(ids) + 1
+    a.sweep()
+    b.sweep()
+    assert summed((a, b), "sipgate_calls_active", state="ringing") == len(ids)
+
+
+def test_the_database_clock_is_read_without_asking_the_database(state_url: str) -> None:
+    clock = DatabaseClock()
+    assert clock.now() is None
+    with psycopg.connect(state_url, autocommit=True) as connection:
+        clock.measure(connection)
+        time.sleep(0.2)
+        estimated = clock.now()
+        (database,) = connection.execute(NOW).fetchone() or (None,)
+    assert estimated is not None
+    assert abs(estimated - float(database)) < 0.05

@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from exporter.domain.statistics import Statistics
 from exporter.errors import CommitUnknownError, StateError, StateUnavailableError
 from exporter.storage.health import DATABASE, StoreHealth
-from exporter.storage.postgres import calls, counters
+from exporter.storage.postgres import calls, clock, counters
 from exporter.storage.postgres.connect import (
     Connection,
     configure_session,
@@ -84,8 +84,9 @@ class Transaction:
     """One entry's transaction: its connection, the counter rows it adds, and what to do in
     memory once it committed. It begins with its first statement."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, first_try: bool = True) -> None:
         self._connection = connection
+        self.first_try = first_try  # False when a try before it failed on a conflict
         self.begun = False
         self.committing = False
         self.written: dict[str, list[Any]] = {part: [] for part in calls.PARTS}
@@ -115,7 +116,7 @@ class Transaction:
 
     def now(self) -> float:
         """The database's clock, in unix seconds: one clock for every replica."""
-        return float(fetch_value(self.connection, "SELECT extract(epoch FROM clock_timestamp())"))
+        return float(fetch_value(self.connection, clock.NOW))
 
     def write(self, written: dict[str, list[Any]]) -> None:
         """Write `written` (calls.save's) at the end of this transaction, with the counters."""
@@ -190,6 +191,7 @@ class PostgresStore:
         self._records_retention = records_retention
         self._next_cleanup = 0.0
         self.leader = False
+        self.clock = clock.DatabaseClock()
         migrate(url)
         self._claim = connect(url)
         self.where = describe(self._claim)
@@ -219,6 +221,7 @@ class PostgresStore:
     def _set_up(self, replica: str, empty: Statistics) -> tuple[bytes, bool]:
         """The callers' hashes' key, and whether the replica's histograms were dropped."""
         try:
+            self.clock.measure(self._claim)
             key = _callback_key(self._claim)
             return key, counters.keep_buckets(self._claim, replica, empty)
         except psycopg.Error as error:
@@ -259,7 +262,7 @@ class PostgresStore:
         for _ in range(self._workers + TRIES):
             try:
                 with self._gate.passing():
-                    transaction, result = self._run(apply)
+                    transaction, result = self._run(apply, first_try=conflicts == 0)
                     self.health.worked(DATABASE)
                     transaction.committed()
                 return result
@@ -284,6 +287,7 @@ class PostgresStore:
         read the counters again after an unknown commit; about once a second."""
         try:
             self._keep_claim()
+            self.clock.measure(self._claim)
             if not self.leader:
                 self.leader = bool(
                     fetch_value(self._claim, "SELECT pg_try_advisory_lock(%s)", (GAUGES_LOCK,))
@@ -314,9 +318,9 @@ class PostgresStore:
         with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
             yield connection
 
-    def _run(self, apply: Callable[[], T]) -> tuple[Transaction, T]:
+    def _run(self, apply: Callable[[], T], first_try: bool) -> tuple[Transaction, T]:
         with self._pool.connection(timeout=POOL_TIMEOUT) as connection:
-            transaction = Transaction(connection)
+            transaction = Transaction(connection, first_try)
             try:
                 self._local.transaction = transaction
                 try:

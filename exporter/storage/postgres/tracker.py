@@ -68,12 +68,20 @@ class SharedTracker(CallTracker):
 
     def handle(self, event: Event, now: float) -> Handled:
         """Apply one event to its call's rows at the database's time (not `now`)."""
-        leg_ids = [event.call_id]
-        if isinstance(event, NewCall) and event.orig_call_id:
-            leg_ids.append(event.orig_call_id)
-        # newCall opens or joins a call; it neither settles nor opens a debt.
-        debts = not isinstance(event, NewCall)
-        taken, at = calls.take(self._store.current(), leg_ids, debts)
+        transaction = self._store.current()
+        at = self._store.clock.now()
+        if _opens_a_call(event) and transaction.first_try and at is not None:
+            # Taken as new without asking: if any call has this leg, the write breaks the
+            # legs' unique key, and the next try takes it (bench/RESULTS.md, "Replicas on
+            # PostgreSQL").
+            taken = calls.Taken([], [])
+        else:
+            leg_ids = [event.call_id]
+            if isinstance(event, NewCall) and event.orig_call_id:
+                leg_ids.append(event.orig_call_id)
+            # newCall opens or joins a call; it neither settles nor opens a debt.
+            debts = not isinstance(event, NewCall)
+            taken, at = calls.take(transaction, leg_ids, debts)
         part = self.part(taken.calls, taken.debts)
         handled = part.handle(event, at)
         numbers = {}
@@ -188,3 +196,9 @@ class SharedTracker(CallTracker):
             return self._gauges
         self._gauges = gauges
         return gauges
+
+
+def _opens_a_call(event: Event) -> bool:
+    """Whether `event` is a call's first newCall: one that names no other leg as its origin,
+    as a forward's does."""
+    return isinstance(event, NewCall) and event.orig_call_id in (None, "", event.call_id)
