@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import time
@@ -290,6 +291,9 @@ def serve(config: Config) -> int:
         _close(recorder)
         return 1
     stop_on_signals(server.stop_soon)
+    # What start-up built lives as long as the process: left to the collector, each full
+    # collection walks it all, a pause of 15-20 ms (bench/RESULTS.md, "Replicas on PostgreSQL").
+    gc.freeze()
     sweeper.start()
     if relay is not None:
         log.info("relay mode: events are passed on to %s", _relay_hosts(relay))
