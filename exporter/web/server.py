@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import signal
 import socket
 import threading
@@ -142,9 +143,16 @@ class _Drain:
         return bool(answers and answers[0])
 
     def _stop_accepting(self) -> bool:
+        server = self._server
+        # The kernel completes connections before they are accepted; closing the listening
+        # socket would reset those, requests sent and all: they are taken in and served first.
+        for _ in range(server.adj.backlog):
+            if len(server._map) >= server.adj.connection_limit or not _pending(server.socket):
+                break
+            server.handle_accept()
         # Left out of the loop's select() first, so that select() never gets a closed socket.
-        self._server.accepting = False
-        self._server.socket.close()
+        server.accepting = False
+        server.socket.close()
         return True
 
     def _busy(self) -> bool:
@@ -193,6 +201,13 @@ class ServerGroup:
         """Like `Server.stop_soon`: safe in a signal handler."""
         for server in self.servers:
             server.stop_soon()
+
+
+def _pending(listening: socket.socket) -> bool:
+    """Whether a connection waits to be accepted on `listening`."""
+    poller = select.poll()
+    poller.register(listening, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def has_unread_input(sock: socket.socket) -> bool:

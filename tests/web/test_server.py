@@ -324,6 +324,36 @@ def test_stop_refuses_new_connections_and_finishes_the_request_in_flight(
     assert not running.thread.is_alive()
 
 
+def test_a_connection_not_yet_accepted_at_stop_is_served(running: Running) -> None:
+    port = running.server.port
+    waitress = running.server._server
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_loop() -> None:
+        holding.set()
+        release.wait(10)
+
+    waitress.trigger.pull_trigger(hold_the_loop)
+    assert holding.wait(5)
+    body = new_call("queued").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        # The kernel has completed the connection; waitress's loop, held, has not accepted it.
+        sock.sendall(
+            f"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: {FORM}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        running.server.stop()
+        wait_for(lambda: bool(waitress.trigger.thunks), timeout=5)  # the stop waits its turn
+        release.set()
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+    assert response.status == 200
+    running.thread.join(timeout=DRAIN_TIMEOUT)
+    assert not running.thread.is_alive()
+
+
 def test_stop_closes_an_idle_kept_alive_connection_without_waiting_for_it(
     running: Running,
 ) -> None:
